@@ -1,0 +1,740 @@
+//! The engine: builder, worker loop, embedding API.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::fmt;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use timely::dataflow::operators::generic::operator::Operator;
+use timely::dataflow::operators::vec::Broadcast;
+use timely::dataflow::operators::{Concatenate, Input, Probe};
+use timely::dataflow::{InputHandle, ProbeHandle};
+use timely::worker::Worker;
+use timely::{CommunicationConfig, WorkerConfig};
+use vigil_rules::{Alarm, Detector, Event, Keyspace, Lateness, RulePack, Topology, TypeSet};
+
+use crate::clock::IngestClock;
+use crate::decode::{DEFAULT_MAX_LINE, Decoder, Reason, Rejection};
+use crate::operators::{self, CardName, RuleReport, SinkReport, Tick};
+use crate::source::{Batch, Registry, Source, SourceShared};
+use crate::stats::{LatencySummary, SourceRejection, Stats};
+
+/// Errors of the engine's life cycle.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The configuration is not usable.
+    #[error("invalid engine configuration: {0}")]
+    Config(String),
+    /// timely could not start (networking in cluster mode, ...).
+    #[error("could not start the dataflow: {0}")]
+    Start(String),
+    /// A worker failed.
+    #[error("a worker failed: {0}")]
+    Worker(String),
+}
+
+/// A late event, as forwarded to the optional late output.
+#[derive(Debug, Clone)]
+pub struct LateEvent {
+    /// The source it came from.
+    pub source: Arc<str>,
+    /// The event.
+    pub event: Event,
+    /// The source's watermark when it arrived.
+    pub watermark: u64,
+}
+
+/// Multi-process (cluster) placement of this process.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    /// This process's index.
+    pub process: usize,
+    /// `host:port` of every process, in process order.
+    pub addresses: Vec<String>,
+}
+
+/// Builds an [`Engine`]: validates everything up front, then starts the workers.
+///
+/// ```
+/// use std::sync::Arc;
+/// use vigil_engine::Engine;
+/// use vigil_rules::{RulePack, Topology};
+/// let site = Arc::new(Topology::from_toml("[site]\nid = \"hq\"\n[[area]]\nid = \"a\"\n[[area]]\nid = \"b\"\n\
+///     [[door]]\nid = \"d\"\nfrom = \"a\"\nto = \"b\"\n").unwrap());
+/// let engine = Engine::builder(site, RulePack::default_pack()).workers(1).build().unwrap();
+/// let mut source = engine.source("doors");
+/// source.push_ndjson(b"{\"ts\":1000,\"type\":\"door.forced\",\"door\":\"d\"}\n".to_vec()).unwrap();
+/// drop(source);
+/// let stats = engine.finish().unwrap();
+/// assert_eq!(stats.alarms["forced_entry_unconfirmed"], 1); // a door without cameras fires at once
+/// ```
+#[derive(Debug, Clone)]
+pub struct EngineBuilder {
+    topo: Arc<Topology>,
+    pack: RulePack,
+    workers: usize,
+    lateness: Lateness,
+    queue_batches: usize,
+    max_line: usize,
+    cluster: Option<Cluster>,
+    late_tx: Option<Sender<LateEvent>>,
+    rejection_tx: Option<Sender<SourceRejection>>,
+    rejection_samples: usize,
+    max_epochs_in_flight: usize,
+}
+
+impl EngineBuilder {
+    /// Worker threads (in this process). Default 1. Size it to the cores the engine owns: timely
+    /// workers wait for each other, and one that loses its core stalls the rest.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n;
+        self
+    }
+    /// Allowed lateness per source. Default 2 s.
+    pub fn lateness(mut self, lateness: Lateness) -> Self {
+        self.lateness = lateness;
+        self
+    }
+    /// Batches each source may queue before pushes block. Default 64.
+    pub fn queue_batches(mut self, n: usize) -> Self {
+        self.queue_batches = n;
+        self
+    }
+    /// Longest accepted NDJSON line in bytes. Default 1 MiB.
+    pub fn max_line_bytes(mut self, n: usize) -> Self {
+        self.max_line = n;
+        self
+    }
+    /// Run as one process of a cluster.
+    pub fn cluster(mut self, cluster: Cluster) -> Self {
+        self.cluster = Some(cluster);
+        self
+    }
+    /// Forward late events here (best effort: when the channel is full the event is only counted).
+    pub fn late_events(mut self, tx: Sender<LateEvent>) -> Self {
+        self.late_tx = Some(tx);
+        self
+    }
+    /// Forward every rejection here (best effort, like late events).
+    pub fn rejections(mut self, tx: Sender<SourceRejection>) -> Self {
+        self.rejection_tx = Some(tx);
+        self
+    }
+    /// How many rejections [`Stats::rejection_samples`] keeps. Default 100.
+    pub fn rejection_samples(mut self, n: usize) -> Self {
+        self.rejection_samples = n;
+        self
+    }
+
+    /// Validates the configuration and starts the workers.
+    pub fn build(self) -> Result<Engine, EngineError> {
+        if self.workers == 0 {
+            return Err(EngineError::Config("workers must be at least 1".into()));
+        }
+        if self.queue_batches == 0 {
+            return Err(EngineError::Config(
+                "queue_batches must be at least 1".into(),
+            ));
+        }
+        if let Some(c) = &self.cluster {
+            if c.process >= c.addresses.len() {
+                return Err(EngineError::Config(format!(
+                    "process index {} is out of range for {} addresses",
+                    c.process,
+                    c.addresses.len()
+                )));
+            }
+        }
+        let clock = IngestClock::new();
+        let registry = Arc::new(Registry::new(self.workers, self.queue_batches, clock));
+        let (alarm_tx, alarm_rx) = crossbeam_channel::unbounded();
+        let pack = Arc::new(self.pack.clone());
+        let communication = match &self.cluster {
+            None if self.workers == 1 => CommunicationConfig::Thread,
+            None => CommunicationConfig::Process(self.workers),
+            Some(c) => CommunicationConfig::Cluster {
+                threads: self.workers,
+                process: c.process,
+                addresses: c.addresses.clone(),
+                report: false,
+                zerocopy: false,
+            },
+        };
+        let config = timely::Config {
+            communication,
+            worker: WorkerConfig::default(),
+        };
+        let ctx = Arc::new(WorkerContext {
+            topo: self.topo.clone(),
+            pack,
+            registry: registry.clone(),
+            alarm_tx,
+            lateness: self.lateness,
+            max_line: self.max_line,
+            late_tx: self.late_tx.clone(),
+            rejection_tx: self.rejection_tx.clone(),
+            rejection_samples: self.rejection_samples,
+            max_epochs_in_flight: self.max_epochs_in_flight,
+            clock,
+            local_workers: self.workers,
+        });
+        let started = Instant::now();
+        let guards = timely::execute(config, move |worker| run_worker(worker, &ctx))
+            .map_err(EngineError::Start)?;
+        Ok(Engine {
+            registry,
+            alarms: alarm_rx,
+            guards: Some(guards),
+            pack: self.pack,
+            workers: self.workers,
+            started,
+        })
+    }
+}
+
+/// A running engine. See the crate docs for the life cycle.
+pub struct Engine {
+    registry: Arc<Registry>,
+    alarms: Receiver<Alarm>,
+    guards: Option<timely::communication::WorkerGuards<WorkerReport>>,
+    pack: RulePack,
+    workers: usize,
+    started: Instant,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// A builder for `topo` and `pack`.
+    pub fn builder(topo: Arc<Topology>, pack: RulePack) -> EngineBuilder {
+        EngineBuilder {
+            topo,
+            pack,
+            workers: 1,
+            lateness: Lateness::default(),
+            queue_batches: 64,
+            max_line: DEFAULT_MAX_LINE,
+            cluster: None,
+            late_tx: None,
+            rejection_tx: None,
+            rejection_samples: 100,
+            max_epochs_in_flight: 64,
+        }
+    }
+
+    /// A new source, owned by the next worker in turn.
+    pub fn source(&self, name: &str) -> Source {
+        self.registry.register(name, None)
+    }
+
+    /// A new source owned by local worker `worker` (modulo the worker count).
+    pub fn source_on(&self, name: &str, worker: usize) -> Source {
+        self.registry.register(name, Some(worker))
+    }
+
+    /// The alarm stream. Alarms arrive as soon as they are final; the channel is unbounded
+    /// (alarms are rare next to events), so a host that does not read it only costs memory.
+    pub fn alarms(&self) -> &Receiver<Alarm> {
+        &self.alarms
+    }
+
+    /// Worker threads in this process.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// Ends the run: waits until every source is dropped and drained, sets the watermark to the
+    /// largest ts + 1 ms, lets the dataflow complete and returns the statistics. Alarms not yet
+    /// received stay readable on [`Engine::alarms`] (clone the receiver before calling this).
+    pub fn finish(mut self) -> Result<Stats, EngineError> {
+        self.registry.finishing.store(true, Ordering::SeqCst);
+        self.registry.wake_all();
+        let guards = self
+            .guards
+            .take()
+            .ok_or_else(|| EngineError::Worker("already finished".into()))?;
+        let mut stats = Stats {
+            workers: self.workers,
+            ..Stats::default()
+        };
+        let mut hist: Vec<Option<hdrhistogram::Histogram<u64>>> =
+            vec![None; self.pack.rules().len()];
+        let mut alarms = vec![0u64; self.pack.rules().len()];
+        for r in guards.join() {
+            let r = r.map_err(EngineError::Worker)?;
+            stats.events += r.events;
+            stats.late += r.late;
+            for (reason, n) in r.rejected {
+                *stats.rejected.entry(reason).or_default() += n;
+            }
+            stats.rejection_samples.extend(r.samples);
+            stats.pending += r.rules.pending;
+            stats.dropped += r.rules.dropped;
+            for (i, n) in r.sink.alarms.iter().enumerate() {
+                alarms[i] += n;
+            }
+            for (i, h) in r.sink.latency.into_iter().enumerate() {
+                if let Some(h) = h {
+                    match &mut hist[i] {
+                        Some(total) => {
+                            let _ = total.add(&h);
+                        }
+                        slot @ None => *slot = Some(h),
+                    }
+                }
+            }
+        }
+        stats
+            .rejection_samples
+            .sort_by(|a, b| (&a.source, a.rejection.line).cmp(&(&b.source, b.rejection.line)));
+        let mut all = operators::new_histogram();
+        for (i, rule) in self.pack.rules().iter().enumerate() {
+            stats.alarms.insert(rule.id.clone(), alarms[i]);
+            if let Some(h) = hist[i].take() {
+                let _ = all.add(&h);
+                stats
+                    .latency
+                    .insert(rule.id.clone(), LatencySummary::of(&h));
+                stats.histograms.insert(rule.id.clone(), h);
+            }
+        }
+        stats.latency_all = LatencySummary::of(&all);
+        stats.wall = self.started.elapsed();
+        Ok(stats)
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // Dropped without finish(): let the workers end (they stop once sources are drained).
+        self.registry.finishing.store(true, Ordering::SeqCst);
+        self.registry.wake_all();
+    }
+}
+
+/// Everything a worker needs, shared by all workers of the process.
+struct WorkerContext {
+    topo: Arc<Topology>,
+    pack: Arc<RulePack>,
+    registry: Arc<Registry>,
+    alarm_tx: Sender<Alarm>,
+    lateness: Lateness,
+    max_line: usize,
+    late_tx: Option<Sender<LateEvent>>,
+    rejection_tx: Option<Sender<SourceRejection>>,
+    rejection_samples: usize,
+    max_epochs_in_flight: usize,
+    clock: IngestClock,
+    local_workers: usize,
+}
+
+/// What one worker returns.
+#[derive(Debug, Default)]
+struct WorkerReport {
+    events: u64,
+    late: u64,
+    rejected: Vec<(Reason, u64)>,
+    samples: Vec<SourceRejection>,
+    rules: RuleReport,
+    sink: SinkReport,
+}
+
+/// A source as its owning worker sees it.
+struct OwnedSource {
+    shared: Arc<SourceShared>,
+    rx: Receiver<Batch>,
+    max_ts: Option<u64>,
+}
+
+/// Per-worker ingest state: decode, late check, send.
+struct Ingest<'a> {
+    ctx: &'a WorkerContext,
+    decoder: Decoder,
+    events: u64,
+    late: u64,
+    rejected: [u64; Reason::ALL.len()],
+    samples: Vec<SourceRejection>,
+    /// Largest ts this worker accepted.
+    max_ts: Option<u64>,
+}
+
+impl Ingest<'_> {
+    fn reject(&mut self, source: &Arc<str>, r: Rejection) {
+        let i = Reason::ALL.iter().position(|x| *x == r.reason).unwrap_or(0);
+        self.rejected[i] += 1;
+        let sample = || SourceRejection {
+            source: source.to_string(),
+            rejection: r.clone(),
+        };
+        if let Some(tx) = &self.ctx.rejection_tx {
+            let _ = tx.try_send(sample());
+        }
+        if self.samples.len() < self.ctx.rejection_samples {
+            self.samples.push(sample());
+        }
+    }
+
+    /// Accepts or sends to the late output one decoded event.
+    #[inline]
+    fn accept(
+        &mut self,
+        src: &mut OwnedSource,
+        ev: Event,
+        input_time: u64,
+        input: &mut InputHandle<u64, timely::container::CapacityContainerBuilder<Vec<Event>>>,
+    ) {
+        let floor = src.shared.watermark.load(Ordering::Relaxed).max(input_time);
+        if ev.ts.0 < floor {
+            self.late += 1;
+            if let Some(tx) = &self.ctx.late_tx {
+                let _ = tx.try_send(LateEvent {
+                    source: src.shared.name.clone(),
+                    event: ev,
+                    watermark: floor,
+                });
+            }
+            return;
+        }
+        self.events += 1;
+        src.max_ts = Some(src.max_ts.map_or(ev.ts.0, |m| m.max(ev.ts.0)));
+        input.send(ev);
+    }
+}
+
+fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
+    let index = worker.index();
+    let local = index % ctx.local_workers;
+    if let Ok(mut threads) = ctx.registry.threads.lock() {
+        threads[local] = Some(std::thread::current());
+    }
+
+    let mut events_in: InputHandle<u64, _> = InputHandle::new();
+    let mut ticks_in: InputHandle<u64, _> = InputHandle::new();
+    let mut names_in: InputHandle<u64, _> = InputHandle::new();
+    let probe = ProbeHandle::new();
+    let rule_report = Rc::new(RefCell::new(RuleReport::default()));
+    let sink_report = Rc::new(RefCell::new(SinkReport::default()));
+
+    // Detectors by keyspace.
+    let mut by_space: Vec<(Keyspace, Vec<Box<dyn Detector>>)> = Vec::new();
+    for (space, det) in ctx.pack.detectors(&ctx.topo) {
+        match by_space.iter_mut().find(|(s, _)| *s == space) {
+            Some((_, v)) => v.push(det),
+            None => by_space.push((space, vec![det])),
+        }
+    }
+
+    worker.dataflow::<u64, _, _>(|scope| {
+        let events = scope.input_from(&mut events_in);
+        let ticks = scope.input_from(&mut ticks_in).broadcast();
+        let names = scope.input_from(&mut names_in);
+        let mut alarm_streams = Vec::new();
+        for (space, detectors) in by_space {
+            let types = detectors
+                .iter()
+                .fold(TypeSet::EMPTY, |s, d| s.union(d.types()));
+            let keyed = operators::route(events.clone(), ctx.topo.clone(), space, types);
+            alarm_streams.push(operators::rules(
+                keyed,
+                ticks.clone(),
+                ctx.topo.clone(),
+                detectors,
+                rule_report.clone(),
+                ctx.clock,
+            ));
+        }
+        // Keep the inputs consumed even with an empty pack.
+        events.sink(
+            timely::dataflow::channels::pact::Pipeline,
+            "Drain",
+            |(input, _)| input.for_each(|_, _| {}),
+        );
+        let alarms = scope.concatenate(alarm_streams);
+        operators::sink(
+            alarms,
+            names,
+            ctx.topo.clone(),
+            ctx.pack.clone(),
+            ctx.alarm_tx.clone(),
+            sink_report.clone(),
+            ctx.clock,
+        )
+        .probe_with(&probe);
+    });
+
+    let mut ingest = Ingest {
+        ctx,
+        decoder: Decoder::new(ctx.topo.clone(), ctx.max_line),
+        events: 0,
+        late: 0,
+        rejected: [0; Reason::ALL.len()],
+        samples: Vec::new(),
+        max_ts: None,
+    };
+    let mut owned: Vec<OwnedSource> = Vec::new();
+    let mut all_sources: Vec<Arc<SourceShared>> = Vec::new();
+    let mut seen_version = u64::MAX;
+    let mut in_flight: VecDeque<u64> = VecDeque::new();
+    let lateness = ctx.lateness.ms;
+    const BATCHES_PER_ROUND: usize = 8;
+
+    loop {
+        // New sources?
+        let version = ctx.registry.version.load(Ordering::SeqCst);
+        if version != seen_version {
+            seen_version = version;
+            if let Ok(list) = ctx.registry.sources.read() {
+                all_sources = list.clone();
+            }
+            for s in &all_sources {
+                if s.owner == local && !owned.iter().any(|o| Arc::ptr_eq(&o.shared, s)) {
+                    let rx = s.rx.lock().ok().and_then(|mut g| g.take());
+                    if let Some(rx) = rx {
+                        owned.push(OwnedSource {
+                            shared: s.clone(),
+                            rx,
+                            max_ts: None,
+                        });
+                    }
+                }
+            }
+        }
+
+        // Ingest a bounded amount from each owned source.
+        let mut worked = false;
+        let input_time = *events_in.time();
+        for src in owned.iter_mut() {
+            for _ in 0..BATCHES_PER_ROUND {
+                match src.rx.try_recv() {
+                    Ok(batch) => {
+                        worked = true;
+                        let ingest_ns = ingest_batch(
+                            &mut ingest,
+                            src,
+                            batch,
+                            input_time,
+                            &mut events_in,
+                            &mut names_in,
+                        );
+                        if let Some(m) = src.max_ts {
+                            let w = m.saturating_sub(lateness);
+                            if w > src.shared.watermark.load(Ordering::Relaxed) {
+                                src.shared
+                                    .watermark_ingest
+                                    .store(ingest_ns, Ordering::Relaxed);
+                                src.shared.watermark.fetch_max(w, Ordering::SeqCst);
+                            }
+                        }
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        src.shared.drained.store(true, Ordering::SeqCst);
+                        break;
+                    }
+                }
+            }
+        }
+        for src in &owned {
+            if let Some(m) = src.max_ts {
+                ingest.max_ts = Some(ingest.max_ts.map_or(m, |x| x.max(m)));
+            }
+        }
+        owned.retain(|s| !s.shared.drained.load(Ordering::SeqCst));
+
+        // The engine's watermark: the minimum over open sources of this process.
+        let open: Vec<&Arc<SourceShared>> = all_sources
+            .iter()
+            .filter(|s| !s.drained.load(Ordering::SeqCst))
+            .collect();
+        let binding = open
+            .iter()
+            .min_by_key(|s| s.watermark.load(Ordering::SeqCst));
+        if let Some(s) = binding {
+            let w = s.watermark.load(Ordering::SeqCst);
+            if w > *events_in.time() {
+                ctx.registry.floor.fetch_max(w, Ordering::SeqCst);
+                let ingest_ns = s.watermark_ingest.load(Ordering::Relaxed);
+                ticks_in.send(Tick {
+                    worker: index as u32,
+                    to: w,
+                    ingest_ns,
+                    last: false,
+                });
+                events_in.advance_to(w);
+                ticks_in.advance_to(w);
+                names_in.advance_to(w);
+                in_flight.push_back(w);
+            }
+        }
+
+        if open.is_empty() && ctx.registry.finishing.load(Ordering::SeqCst) {
+            // Re-check for sources registered just before finish.
+            let latest = ctx.registry.version.load(Ordering::SeqCst);
+            if latest == seen_version {
+                break;
+            }
+            continue;
+        }
+
+        // Bound the epochs in flight, so one fast worker cannot run arbitrarily far ahead.
+        while in_flight.len() > ctx.max_epochs_in_flight {
+            if let Some(&t) = in_flight.front() {
+                if probe.less_than(&t) {
+                    worker.step();
+                    continue;
+                }
+            }
+            in_flight.pop_front();
+        }
+        if worked {
+            worker.step();
+        } else {
+            worker.step_or_park(Some(Duration::from_millis(1)));
+        }
+    }
+
+    // End of input: this worker's largest ts + 1 ms is its final watermark.
+    let end = ingest
+        .max_ts
+        .map_or(*events_in.time(), |m| m + 1)
+        .max(*events_in.time());
+    ticks_in.send(Tick {
+        worker: index as u32,
+        to: end,
+        ingest_ns: ctx.clock.now_ns(),
+        last: true,
+    });
+    drop(events_in);
+    drop(ticks_in);
+    drop(names_in);
+    while !probe.done() {
+        worker.step();
+    }
+
+    let rules = std::mem::take(&mut *rule_report.borrow_mut());
+    let sink = std::mem::take(&mut *sink_report.borrow_mut());
+    WorkerReport {
+        events: ingest.events,
+        late: ingest.late,
+        rejected: Reason::ALL
+            .iter()
+            .copied()
+            .zip(ingest.rejected)
+            .filter(|(_, n)| *n > 0)
+            .collect(),
+        samples: ingest.samples,
+        rules,
+        sink,
+    }
+}
+
+/// Decodes one batch into the inputs; returns its ingest instant.
+fn ingest_batch(
+    ingest: &mut Ingest<'_>,
+    src: &mut OwnedSource,
+    batch: Batch,
+    input_time: u64,
+    events_in: &mut InputHandle<u64, timely::container::CapacityContainerBuilder<Vec<Event>>>,
+    names_in: &mut InputHandle<u64, timely::container::CapacityContainerBuilder<Vec<CardName>>>,
+) -> u64 {
+    let name = src.shared.name.clone();
+    match batch {
+        Batch::Ndjson {
+            bytes,
+            first_line,
+            ingest_ns,
+        } => {
+            let mut line_no = first_line;
+            let mut start = 0;
+            while start < bytes.len() {
+                let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i);
+                match ingest
+                    .decoder
+                    .decode_line(&bytes[start..end], line_no, ingest_ns)
+                {
+                    Ok(Some(d)) => {
+                        if let Some(card) = d.new_card {
+                            names_in.send(CardName {
+                                key: d.event.card.0,
+                                name: card,
+                            });
+                        }
+                        ingest.accept(src, d.event, input_time, events_in);
+                    }
+                    Ok(None) => {}
+                    Err(r) => ingest.reject(&name, r),
+                }
+                start = end + 1;
+                line_no += 1;
+            }
+            ingest_ns
+        }
+        Batch::Events(events) => {
+            let ns = events.first().map_or(0, |e| e.ingest_ns);
+            for ev in events {
+                ingest.accept(src, ev, input_time, events_in);
+            }
+            ns
+        }
+        #[cfg(feature = "arrow")]
+        Batch::Arrow {
+            batch,
+            first_row,
+            ingest_ns,
+        } => {
+            let topo = ingest.ctx.topo.clone();
+            let mut decoded = Vec::with_capacity(batch.num_rows());
+            let mut names = Vec::new();
+            let result = crate::arrow_io::decode_batch(
+                &topo,
+                &batch,
+                first_row,
+                ingest_ns,
+                &mut decoded,
+                &mut |key, card| {
+                    if ingest.decoder.note_card(key) {
+                        names.push(CardName {
+                            key: key.0,
+                            name: card.to_owned(),
+                        });
+                    }
+                },
+            );
+            for n in names {
+                names_in.send(n);
+            }
+            for r in result {
+                ingest.reject(&name, r);
+            }
+            for ev in decoded {
+                ingest.accept(src, ev, input_time, events_in);
+            }
+            ingest_ns
+        }
+        Batch::Rejected {
+            line,
+            reason,
+            detail,
+        } => {
+            ingest.reject(
+                &name,
+                Rejection {
+                    line,
+                    reason,
+                    detail,
+                },
+            );
+            0
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! The dataflow's operators: routing by keyspace, the rule operator that hosts detectors, and the
+//! alarm sink that renders alarms on worker 0.
+//!
+//! Time: the timely timestamp is a watermark epoch in event-time milliseconds. Every record sent at
+//! epoch `t` has `ts ≥ t` (the worker loop guarantees it where the input is created), so an
+//! operator whose input frontier is `F` knows every event with `ts < F`.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crossbeam_channel::Sender;
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::operator::Operator;
+use timely::progress::frontier::MutableAntichain;
+use vigil_rules::keyspace::for_each_key;
+use vigil_rules::{
+    Alarm, CardKey, Detector, Event, Finality, Key, Keyspace, RawAlarm, Renderer, RulePack,
+    Topology, TypeSet, Watermark,
+};
+
+use crate::clock::IngestClock;
+
+/// An event routed to one key of a keyspace (a camera event fans out to every door it watches).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Keyed {
+    pub key: Key,
+    pub ev: Event,
+}
+
+/// A worker's watermark advance, broadcast to every rule operator: which input moved the
+/// watermark (for latency), and, when `last`, the worker's end of input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Tick {
+    pub worker: u32,
+    /// The worker's new input time (its watermark).
+    pub to: u64,
+    /// Ingest instant of the batch that raised it.
+    pub ingest_ns: u64,
+    /// End of input: `to` is the worker's largest ts + 1 ms.
+    pub last: bool,
+}
+
+/// The id string behind a card fingerprint, sent once per decoding worker per card.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct CardName {
+    pub key: u64,
+    pub name: String,
+}
+
+/// What a rule operator reports when its dataflow completes.
+#[derive(Debug, Default)]
+pub(crate) struct RuleReport {
+    pub pending: u64,
+    pub dropped: u64,
+}
+
+/// What the alarm sink reports.
+#[derive(Debug, Default)]
+pub(crate) struct SinkReport {
+    pub alarms: Vec<u64>,
+    pub latency: Vec<Option<Histogram<u64>>>,
+}
+
+/// Spreads keys over workers: timely routes by the low bits, so mix them first.
+#[inline]
+fn mix(k: u64) -> u64 {
+    k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32
+}
+
+fn frontier_min(f: &MutableAntichain<u64>) -> Option<u64> {
+    f.frontier().iter().min().copied()
+}
+
+/// Routes events to the keys of `space` that `types` concern.
+pub(crate) fn route<'s>(
+    events: StreamVec<'s, u64, Event>,
+    topo: Arc<Topology>,
+    space: Keyspace,
+    types: TypeSet,
+) -> StreamVec<'s, u64, Keyed> {
+    events.unary(Pipeline, "Route", move |_, _| {
+        move |input, output| {
+            input.for_each_stamp(|cap, data| {
+                let mut session = output.session(&cap);
+                for batch in data {
+                    for ev in batch.drain(..) {
+                        if types.contains(ev.kind) {
+                            for_each_key(&topo, space, &ev, |key| session.give(Keyed { key, ev }));
+                        }
+                    }
+                }
+            })
+        }
+    })
+}
+
+/// Per upstream worker, its recent watermark advances: which input moved the watermark past a
+/// decision point.
+struct TickLog {
+    per_worker: Vec<VecDeque<(u64, u64)>>,
+    end: Vec<Option<u64>>,
+}
+
+impl TickLog {
+    fn new(peers: usize) -> TickLog {
+        TickLog {
+            per_worker: vec![VecDeque::new(); peers],
+            end: vec![None; peers],
+        }
+    }
+
+    fn record(&mut self, t: &Tick) {
+        let w = t.worker as usize;
+        if w >= self.per_worker.len() {
+            return;
+        }
+        self.per_worker[w].push_back((t.to, t.ingest_ns));
+        if t.last {
+            self.end[w] = Some(t.to);
+        }
+    }
+
+    /// The ingest instant of the input that moved the global watermark past `point`: for each
+    /// upstream worker the first advance beyond `point`, latest over workers.
+    fn final_instant(&self, point: u64, fallback: u64) -> u64 {
+        let mut latest = 0;
+        for log in &self.per_worker {
+            match log.iter().find(|(to, _)| *to > point) {
+                Some((_, ns)) => latest = latest.max(*ns),
+                None => return fallback,
+            }
+        }
+        latest
+    }
+
+    /// Forget advances that cannot be the first beyond any future decision point `≥ w`. Keeps the
+    /// newest so a worker that has not moved since still answers.
+    fn prune(&mut self, w: u64) {
+        for log in &mut self.per_worker {
+            while log.len() > 1 && log.get(1).is_some_and(|(to, _)| *to <= w) {
+                log.pop_front();
+            }
+        }
+    }
+
+    /// The end-of-input watermark: the largest ts of the input + 1 ms, over all workers.
+    fn end_watermark(&self) -> u64 {
+        self.end.iter().flatten().copied().max().unwrap_or(0)
+    }
+}
+
+/// The rule operator of one keyspace: hosts its detectors, feeds arrival-driven detectors at once
+/// and order-driven ones in total order as the frontier passes, and resolves each alarm's
+/// finality instant for latency.
+pub(crate) fn rules<'s>(
+    keyed: StreamVec<'s, u64, Keyed>,
+    ticks: StreamVec<'s, u64, Tick>,
+    topo: Arc<Topology>,
+    detectors: Vec<Box<dyn Detector>>,
+    report: Rc<RefCell<RuleReport>>,
+    clock: IngestClock,
+) -> StreamVec<'s, u64, RawAlarm> {
+    let peers = keyed.scope().peers();
+    keyed.binary_frontier(
+        ticks,
+        Exchange::new(|k: &Keyed| mix(k.key)),
+        Pipeline,
+        "Rules",
+        move |cap, _info| {
+            let mut cap: Option<Capability<u64>> = Some(cap);
+            let mut detectors = detectors;
+            let arrival: Vec<usize> = (0..detectors.len())
+                .filter(|&i| !detectors[i].needs_order())
+                .collect();
+            let ordered: Vec<usize> = (0..detectors.len())
+                .filter(|&i| detectors[i].needs_order())
+                .collect();
+            let ordered_types = ordered
+                .iter()
+                .fold(TypeSet::EMPTY, |s, &i| s.union(detectors[i].types()));
+            let types: Vec<TypeSet> = detectors.iter().map(|d| d.types()).collect();
+            let mut pending: Vec<Keyed> = Vec::new();
+            let mut ready: Vec<Keyed> = Vec::new();
+            let mut ticks_log = TickLog::new(peers);
+            let mut watermark = 0u64;
+            let mut fired: Vec<RawAlarm> = Vec::new();
+            let device_order: Vec<u32> = topo.device_order().to_vec();
+
+            move |(events, events_frontier), (tick_input, ticks_frontier), output| {
+                tick_input.for_each(|_, data| data.iter().for_each(|t| ticks_log.record(t)));
+
+                events.for_each(|_, data| {
+                    for k in data.drain(..) {
+                        for &i in &arrival {
+                            if types[i].contains(k.ev.kind) {
+                                detectors[i].on_arrival(k.key, &k.ev, &mut fired);
+                            }
+                        }
+                        if ordered_types.contains(k.ev.kind) {
+                            pending.push(k);
+                        }
+                    }
+                });
+
+                let closed = events_frontier.is_empty() && ticks_frontier.is_empty();
+                let target = if closed {
+                    Some(ticks_log.end_watermark())
+                } else {
+                    match (frontier_min(events_frontier), frontier_min(ticks_frontier)) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    }
+                };
+                let first_new = fired.len();
+                if let Some(w) = target.filter(|&w| w > watermark) {
+                    // Everything below `w` is known: evaluate it in total order.
+                    ready.clear();
+                    pending.retain(|k| {
+                        if k.ev.ts.0 < w {
+                            ready.push(*k);
+                            false
+                        } else {
+                            true
+                        }
+                    });
+                    ready.sort_unstable_by_key(|k| (k.ev.order_key(&device_order), k.key));
+                    for k in &ready {
+                        for d in detectors.iter_mut() {
+                            d.advance(Watermark(k.ev.ts.0), &mut fired);
+                        }
+                        for &i in &ordered {
+                            if types[i].contains(k.ev.kind) {
+                                detectors[i].on_final(k.key, &k.ev, &mut fired);
+                            }
+                        }
+                    }
+                    for d in detectors.iter_mut() {
+                        d.advance(Watermark(w), &mut fired);
+                    }
+                    watermark = w;
+                }
+                // Resolve when each alarm became final (for latency).
+                let now = clock.now_ns();
+                for a in fired.iter_mut() {
+                    if let Finality::Watermark { point, at_least_ns } = a.finality {
+                        let ns = ticks_log.final_instant(point.0, now).max(at_least_ns);
+                        a.finality = Finality::Arrival { ingest_ns: ns };
+                    }
+                }
+                let _ = first_new;
+                if !fired.is_empty() {
+                    if let Some(c) = cap.as_ref() {
+                        output.session(c).give_iterator(fired.drain(..));
+                    }
+                }
+                ticks_log.prune(watermark);
+                if closed {
+                    if cap.take().is_some() {
+                        let mut r = report.borrow_mut();
+                        r.pending += detectors.iter().map(|d| d.pending()).sum::<u64>();
+                        r.dropped += detectors.iter().map(|d| d.dropped()).sum::<u64>();
+                    }
+                } else if let (Some(c), Some(f)) = (cap.as_mut(), target) {
+                    if f > *c.time() {
+                        c.downgrade(&f);
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// The alarm sink, on worker 0: learns card names, renders alarms, records latency per rule and
+/// sends them to the host. An alarm that names a card not yet known waits until the names stream
+/// passes its time (names are sent no later than the events that carry the card).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn sink<'s>(
+    alarms: StreamVec<'s, u64, RawAlarm>,
+    names: StreamVec<'s, u64, CardName>,
+    topo: Arc<Topology>,
+    pack: Arc<RulePack>,
+    tx: Sender<Alarm>,
+    report: Rc<RefCell<SinkReport>>,
+    clock: IngestClock,
+) -> StreamVec<'s, u64, ()> {
+    alarms.binary_frontier::<_, timely::container::CapacityContainerBuilder<Vec<()>>, _, _, _, _>(
+        names,
+        Exchange::new(|_: &RawAlarm| 0),
+        Exchange::new(|_: &CardName| 0),
+        "AlarmSink",
+        move |_cap, _info| {
+            let mut directory: HashMap<u64, Box<str>> = HashMap::new();
+            let mut waiting: Vec<(u64, RawAlarm)> = Vec::new();
+            let mut next_id = 1u64;
+            let rules = pack.rules().len();
+            {
+                let mut r = report.borrow_mut();
+                r.alarms = vec![0; rules];
+                r.latency = vec![None; rules];
+            }
+            move |(alarm_input, _alarm_frontier), (name_input, name_frontier), _output| {
+                name_input.for_each(|_, data| {
+                    for n in data.drain(..) {
+                        directory
+                            .entry(n.key)
+                            .or_insert_with(|| n.name.into_boxed_str());
+                    }
+                });
+                let known = |dir: &HashMap<u64, Box<str>>, a: &RawAlarm| {
+                    let mut cards = [
+                        a.trigger.card,
+                        a.other.map(|o| o.card).unwrap_or(CardKey::NONE),
+                    ];
+                    if pack.rule(a.rule).keyspace == Keyspace::Card {
+                        cards[1] = if cards[1].is_some() {
+                            cards[1]
+                        } else {
+                            CardKey(a.key)
+                        };
+                    }
+                    cards.iter().all(|c| !c.is_some() || dir.contains_key(&c.0))
+                };
+                let mut ready: Vec<RawAlarm> = Vec::new();
+                alarm_input.for_each(|cap, data| {
+                    let t = cap.least().copied().unwrap_or(0);
+                    for a in data.drain(..) {
+                        if known(&directory, &a) {
+                            ready.push(a);
+                        } else {
+                            waiting.push((t, a));
+                        }
+                    }
+                });
+                waiting.retain(|(t, a)| {
+                    if known(&directory, a) || !name_frontier.less_equal(t) {
+                        ready.push(*a);
+                        false
+                    } else {
+                        true
+                    }
+                });
+                if ready.is_empty() {
+                    return;
+                }
+                let renderer = Renderer {
+                    topo: &topo,
+                    pack: &pack,
+                };
+                let name = |c: CardKey| directory.get(&c.0).map(|s| s.to_string());
+                let mut r = report.borrow_mut();
+                for raw in ready {
+                    let now = clock.now_ns();
+                    let final_ns = match raw.finality {
+                        Finality::Arrival { ingest_ns } => ingest_ns,
+                        Finality::Watermark { at_least_ns, .. } => at_least_ns,
+                    };
+                    let latency_us = now.saturating_sub(final_ns) / 1_000;
+                    let alarm = renderer.render(&raw, next_id, latency_us, &name);
+                    next_id += 1;
+                    let rule = raw.rule.0 as usize;
+                    r.alarms[rule] += 1;
+                    let h = r.latency[rule].get_or_insert_with(new_histogram);
+                    h.saturating_record(latency_us.max(1));
+                    // The host may have stopped listening; alarms are still counted.
+                    let _ = tx.send(alarm);
+                }
+            }
+        },
+    )
+}
+
+/// A latency histogram in µs: 1 µs to 1 hour, 3 significant figures.
+pub(crate) fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3)
+        .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
+}

@@ -1,0 +1,300 @@
+//! Sources: where events enter the engine.
+//!
+//! A [`Source`] is one ordered feed (a file, a connection, a device gateway). Each source has its
+//! own watermark `W = max ts seen − allowed lateness`; an event below its source's watermark on
+//! arrival is late. Each source is owned by one worker, which decodes its batches; the engine's
+//! watermark is the minimum over all open sources.
+//!
+//! Backpressure: a source's queue holds a bounded number of batches. [`Source::push_ndjson`]
+//! blocks while it is full; [`Source::try_push_ndjson`] hands the batch back instead
+//! ([`TryPushError::Full`]). Nothing is queued without bound.
+//!
+//! Shutdown: dropping (or [`Source::close`]-ing) a source ends it once its queued batches are
+//! processed; its watermark then stops holding the engine back.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::Thread;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use vigil_rules::Event;
+
+use crate::clock::IngestClock;
+use crate::decode::Reason;
+
+/// A batch on its way to the owning worker.
+pub(crate) enum Batch {
+    /// Whole NDJSON lines; `first_line` numbers the first.
+    Ndjson {
+        bytes: Vec<u8>,
+        first_line: u64,
+        ingest_ns: u64,
+    },
+    /// Already decoded events (their `ingest_ns` set at push).
+    Events(Vec<Event>),
+    /// An Arrow record batch; `first_row` numbers its first row (1-based).
+    #[cfg(feature = "arrow")]
+    Arrow {
+        batch: arrow_array::RecordBatch,
+        first_row: u64,
+        ingest_ns: u64,
+    },
+    /// A line the pusher already rejected (too long to even buffer).
+    Rejected {
+        line: u64,
+        reason: Reason,
+        detail: String,
+    },
+}
+
+/// What the workers know of a source.
+#[derive(Debug)]
+pub(crate) struct SourceShared {
+    pub name: Arc<str>,
+    /// Local index of the owning worker.
+    pub owner: usize,
+    /// `max ts − lateness`, or the registration floor before any event.
+    pub watermark: AtomicU64,
+    /// Ingest instant of the batch that last raised the watermark.
+    pub watermark_ingest: AtomicU64,
+    /// Set by the owner once the queue is disconnected and empty.
+    pub drained: AtomicBool,
+    /// Taken by the owner on first sight.
+    pub rx: Mutex<Option<Receiver<Batch>>>,
+}
+
+/// The per-process table of sources, shared by the host and the workers.
+#[derive(Debug)]
+pub(crate) struct Registry {
+    pub sources: RwLock<Vec<Arc<SourceShared>>>,
+    /// Bumped on every registration, so workers refresh their snapshot.
+    pub version: AtomicU64,
+    /// The highest input time any worker advanced to: new sources start there.
+    pub floor: AtomicU64,
+    /// Set by `finish()`: no more sources will come.
+    pub finishing: AtomicBool,
+    next_owner: AtomicUsize,
+    workers: usize,
+    /// Worker threads, to unpark them when a batch arrives.
+    pub threads: Mutex<Vec<Option<Thread>>>,
+    queue_batches: usize,
+    clock: IngestClock,
+}
+
+impl Registry {
+    pub fn new(workers: usize, queue_batches: usize, clock: IngestClock) -> Registry {
+        Registry {
+            sources: RwLock::new(Vec::new()),
+            version: AtomicU64::new(0),
+            floor: AtomicU64::new(0),
+            finishing: AtomicBool::new(false),
+            next_owner: AtomicUsize::new(0),
+            workers,
+            threads: Mutex::new(vec![None; workers]),
+            queue_batches,
+            clock,
+        }
+    }
+
+    /// Registers a source owned by `owner` (round-robin when `None`).
+    pub fn register(self: &Arc<Self>, name: &str, owner: Option<usize>) -> Source {
+        let owner =
+            owner.unwrap_or_else(|| self.next_owner.fetch_add(1, Ordering::Relaxed)) % self.workers;
+        let (tx, rx) = crossbeam_channel::bounded(self.queue_batches);
+        let shared = Arc::new(SourceShared {
+            name: name.into(),
+            owner,
+            watermark: AtomicU64::new(self.floor.load(Ordering::SeqCst)),
+            watermark_ingest: AtomicU64::new(self.clock.now_ns()),
+            drained: AtomicBool::new(false),
+            rx: Mutex::new(Some(rx)),
+        });
+        if let Ok(mut list) = self.sources.write() {
+            list.push(shared.clone());
+        }
+        self.version.fetch_add(1, Ordering::SeqCst);
+        self.wake(owner);
+        Source {
+            shared,
+            tx: Some(tx),
+            registry: self.clone(),
+            next_line: 1,
+        }
+    }
+
+    pub fn wake(&self, worker: usize) {
+        if let Ok(threads) = self.threads.lock() {
+            if let Some(Some(t)) = threads.get(worker) {
+                t.unpark();
+            }
+        }
+    }
+
+    pub fn wake_all(&self) {
+        if let Ok(threads) = self.threads.lock() {
+            threads.iter().flatten().for_each(Thread::unpark);
+        }
+    }
+}
+
+/// Errors of a blocking push.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PushError {
+    /// The engine has stopped (finished or failed).
+    #[error("the engine has stopped; the batch was not accepted")]
+    Closed,
+}
+
+/// Errors of a non-blocking push; both hand the payload back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TryPushError<T> {
+    /// The source's queue is full: the engine is behind. Retry later.
+    #[error("the source queue is full")]
+    Full(T),
+    /// The engine has stopped.
+    #[error("the engine has stopped")]
+    Closed(T),
+}
+
+/// A feed of events into a running engine. See the module docs.
+pub struct Source {
+    shared: Arc<SourceShared>,
+    tx: Option<Sender<Batch>>,
+    registry: Arc<Registry>,
+    next_line: u64,
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Source")
+            .field("name", &self.shared.name)
+            .field("owner", &self.shared.owner)
+            .finish()
+    }
+}
+
+impl Source {
+    /// The source's name (used in rejection reports).
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The source's current watermark (ms).
+    pub fn watermark(&self) -> u64 {
+        self.shared.watermark.load(Ordering::Relaxed)
+    }
+
+    fn send(&self, batch: Batch) -> Result<(), PushError> {
+        let tx = self.tx.as_ref().ok_or(PushError::Closed)?;
+        let r = tx.send(batch).map_err(|_| PushError::Closed);
+        self.registry.wake(self.shared.owner);
+        r
+    }
+
+    fn try_send(&self, batch: Batch) -> Result<(), TrySendError<Batch>> {
+        let Some(tx) = self.tx.as_ref() else {
+            return Err(TrySendError::Disconnected(batch));
+        };
+        let r = tx.try_send(batch);
+        if r.is_ok() {
+            self.registry.wake(self.shared.owner);
+        }
+        r
+    }
+
+    /// Pushes whole NDJSON lines (a trailing partial line is treated as a line). Lines are numbered
+    /// on from the previous push. Blocks while the queue is full.
+    pub fn push_ndjson(&mut self, bytes: Vec<u8>) -> Result<(), PushError> {
+        let first_line = self.next_line;
+        self.next_line += line_count(&bytes);
+        self.push_ndjson_at(bytes, first_line)
+    }
+
+    /// Like [`Source::push_ndjson`], numbering the first line `first_line` (for readers that split
+    /// one file over several sources).
+    pub fn push_ndjson_at(&mut self, bytes: Vec<u8>, first_line: u64) -> Result<(), PushError> {
+        let ingest_ns = self.registry.clock.now_ns();
+        self.send(Batch::Ndjson {
+            bytes,
+            first_line,
+            ingest_ns,
+        })
+    }
+
+    /// Non-blocking [`Source::push_ndjson`]: hands the bytes back when the queue is full.
+    pub fn try_push_ndjson(&mut self, bytes: Vec<u8>) -> Result<(), TryPushError<Vec<u8>>> {
+        let first_line = self.next_line;
+        let lines = line_count(&bytes);
+        let ingest_ns = self.registry.clock.now_ns();
+        match self.try_send(Batch::Ndjson {
+            bytes,
+            first_line,
+            ingest_ns,
+        }) {
+            Ok(()) => {
+                self.next_line += lines;
+                Ok(())
+            }
+            Err(TrySendError::Full(Batch::Ndjson { bytes, .. })) => Err(TryPushError::Full(bytes)),
+            Err(TrySendError::Disconnected(Batch::Ndjson { bytes, .. })) => {
+                Err(TryPushError::Closed(bytes))
+            }
+            Err(_) => Err(TryPushError::Closed(Vec::new())),
+        }
+    }
+
+    /// Pushes decoded events (ids interned against the engine's topology). Their `ingest_ns` is
+    /// set to now. Blocks while the queue is full.
+    pub fn push_events(&mut self, mut events: Vec<Event>) -> Result<(), PushError> {
+        let now = self.registry.clock.now_ns();
+        for e in &mut events {
+            e.ingest_ns = now;
+        }
+        self.send(Batch::Events(events))
+    }
+
+    /// Pushes an Arrow record batch with the columns of DESIGN §2.3. Blocks while the queue is full.
+    #[cfg(feature = "arrow")]
+    pub fn push_arrow(&mut self, batch: arrow_array::RecordBatch) -> Result<(), PushError> {
+        let first_row = self.next_line;
+        self.next_line += batch.num_rows() as u64;
+        let ingest_ns = self.registry.clock.now_ns();
+        self.send(Batch::Arrow {
+            batch,
+            first_row,
+            ingest_ns,
+        })
+    }
+
+    /// Records a line the caller rejected before pushing it (a line too long to buffer), so it is
+    /// counted with the engine's other rejections.
+    pub fn reject_line(
+        &mut self,
+        line: u64,
+        reason: Reason,
+        detail: String,
+    ) -> Result<(), PushError> {
+        self.send(Batch::Rejected {
+            line,
+            reason,
+            detail,
+        })
+    }
+
+    /// Ends the source: its queued batches are still processed.
+    pub fn close(self) {}
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        self.tx = None;
+        self.registry.wake(self.shared.owner);
+    }
+}
+
+/// Number of lines in a chunk (a final line without newline counts).
+pub(crate) fn line_count(bytes: &[u8]) -> u64 {
+    let n = memchr::memchr_iter(b'\n', bytes).count() as u64;
+    n + u64::from(!bytes.is_empty() && bytes.last() != Some(&b'\n'))
+}

@@ -1,0 +1,280 @@
+//! The `sequence` / `absence` pair: a `first` event confirmed (or not) by a `then` event for the
+//! same key with `then.ts − first.ts` in `[−before, +within]`.
+//!
+//! Confirmation is a property of the set of events, not of their order, so it is evaluated on
+//! arrival and fires the moment both halves are present. Absence fires when the watermark passes
+//! `first.ts + within` (at once when no device can ever send a `then` for the key).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use crate::alarm::{Finality, RawAlarm};
+use crate::detect::{Detector, StateMap};
+use crate::event::{Event, EventType, TypeSet};
+use crate::keyspace::{Key, Keyspace, can_emit, dense_len, device_keys};
+use crate::pack::RuleId;
+use crate::time::{EventTime, Watermark};
+use crate::topology::Topology;
+
+/// Per-key cap on remembered `then` events and pending `first` events; beyond it the oldest is
+/// dropped and counted.
+pub const MAX_PER_KEY: usize = 4_096;
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct Sequence {
+    first: TypeSet,
+    then: TypeSet,
+    before_ms: u64,
+    within_ms: u64,
+    confirmed: Option<RuleId>,
+    unconfirmed: Option<RuleId>,
+    /// Keys no device can send a `then` event to (dense keyspaces only).
+    no_then_source: Vec<bool>,
+    state: StateMap<KeyState>,
+    /// (decision point, key) of pending firsts.
+    deadlines: BinaryHeap<Reverse<(EventTime, Key)>>,
+    watermark: Watermark,
+    pending: u64,
+    dropped: u64,
+}
+
+#[derive(Debug, Default)]
+struct KeyState {
+    /// `then` events that may still confirm a first (unordered).
+    thens: Vec<Event>,
+    /// Firsts not yet decided (unordered).
+    firsts: Vec<Pending>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    ev: Event,
+    confirmed: bool,
+}
+
+impl Sequence {
+    /// A detector for `confirmed` (sequence) and/or `unconfirmed` (absence) over `space`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        topo: &Topology,
+        space: Keyspace,
+        first: TypeSet,
+        then: TypeSet,
+        before_ms: u64,
+        within_ms: u64,
+        confirmed: Option<RuleId>,
+        unconfirmed: Option<RuleId>,
+    ) -> Sequence {
+        let len = dense_len(topo, space);
+        let mut has_source = vec![false; len];
+        for (ix, dev) in topo.devices() {
+            if EventType::ALL
+                .iter()
+                .any(|&t| then.contains(t) && can_emit(dev.kind, t))
+            {
+                device_keys(topo, space, ix, |k| has_source[k as usize] = true);
+            }
+        }
+        Sequence {
+            first,
+            then,
+            before_ms,
+            within_ms,
+            confirmed,
+            unconfirmed,
+            no_then_source: has_source.into_iter().map(|s| !s).collect(),
+            state: StateMap::new(len),
+            deadlines: BinaryHeap::new(),
+            watermark: Watermark(0),
+            pending: 0,
+            dropped: 0,
+        }
+    }
+
+    fn alarm(
+        rule: RuleId,
+        key: Key,
+        first: &Event,
+        other: Option<Event>,
+        finality: Finality,
+    ) -> RawAlarm {
+        RawAlarm {
+            rule,
+            ts: first.ts,
+            key,
+            trigger: *first,
+            other,
+            excess: 0,
+            finality,
+        }
+    }
+
+    fn on_first(&mut self, key: Key, ev: &Event, out: &mut Vec<RawAlarm>) {
+        let no_source = self
+            .no_then_source
+            .get(key as usize)
+            .copied()
+            .unwrap_or(false);
+        if no_source {
+            if let Some(rule) = self.unconfirmed {
+                out.push(Self::alarm(
+                    rule,
+                    key,
+                    ev,
+                    None,
+                    Finality::Arrival {
+                        ingest_ns: ev.ingest_ns,
+                    },
+                ));
+            }
+            return;
+        }
+        let (lo, hi) = (
+            ev.ts.minus_ms(self.before_ms),
+            ev.ts.plus_ms(self.within_ms),
+        );
+        let st = self.state.get_mut(key);
+        let video = st
+            .thens
+            .iter()
+            .filter(|t| lo <= t.ts && t.ts <= hi)
+            .min_by_key(|t| t.ts)
+            .copied();
+        if let Some(then) = video {
+            if let Some(rule) = self.confirmed {
+                out.push(Self::alarm(
+                    rule,
+                    key,
+                    ev,
+                    Some(then),
+                    Finality::Arrival {
+                        ingest_ns: ev.ingest_ns,
+                    },
+                ));
+            }
+            return;
+        }
+        if st.firsts.len() >= MAX_PER_KEY {
+            st.firsts.remove(0);
+            self.dropped += 1;
+            self.pending -= 1;
+        }
+        st.firsts.push(Pending {
+            ev: *ev,
+            confirmed: false,
+        });
+        self.pending += 1;
+        self.deadlines.push(Reverse((hi, key)));
+    }
+
+    fn on_then(&mut self, key: Key, ev: &Event, out: &mut Vec<RawAlarm>) {
+        // A then at v confirms firsts at t with v − t ∈ [−before, +within], i.e. t ∈ [v − within, v + before].
+        let (lo, hi) = (
+            ev.ts.minus_ms(self.within_ms),
+            ev.ts.plus_ms(self.before_ms),
+        );
+        let st = self.state.get_mut(key);
+        for p in st
+            .firsts
+            .iter_mut()
+            .filter(|p| !p.confirmed && lo <= p.ev.ts && p.ev.ts <= hi)
+        {
+            p.confirmed = true;
+            if let Some(rule) = self.confirmed {
+                out.push(Self::alarm(
+                    rule,
+                    key,
+                    &p.ev,
+                    Some(*ev),
+                    Finality::Arrival {
+                        ingest_ns: ev.ingest_ns,
+                    },
+                ));
+            }
+        }
+        // Remember it for firsts still to come: they have ts ≥ W, so it matters while v + before ≥ W.
+        if ev.ts.plus_ms(self.before_ms) >= EventTime(self.watermark.0) {
+            if st.thens.len() >= MAX_PER_KEY {
+                st.thens.remove(0);
+                self.dropped += 1;
+            }
+            st.thens.push(*ev);
+        }
+    }
+}
+
+impl Detector for Sequence {
+    fn types(&self) -> TypeSet {
+        self.first.union(self.then)
+    }
+
+    fn needs_order(&self) -> bool {
+        false
+    }
+
+    fn on_arrival(&mut self, key: Key, ev: &Event, out: &mut Vec<RawAlarm>) {
+        // An event can be both (if a pack says so): treat it as a then first, so it does not confirm itself.
+        if self.then.contains(ev.kind) {
+            self.on_then(key, ev, out);
+        }
+        if self.first.contains(ev.kind) {
+            self.on_first(key, ev, out);
+        }
+    }
+
+    fn advance(&mut self, w: Watermark, out: &mut Vec<RawAlarm>) {
+        if w <= self.watermark {
+            return;
+        }
+        self.watermark = w;
+        while let Some(&Reverse((deadline, key))) = self.deadlines.peek() {
+            if !w.passed(deadline) {
+                break;
+            }
+            self.deadlines.pop();
+            let within = self.within_ms;
+            let before = self.before_ms;
+            let st = self.state.get_mut(key);
+            let mut decided = 0;
+            let mut fired = Vec::new();
+            st.firsts.retain(|p| {
+                if w.passed(p.ev.ts.plus_ms(within)) {
+                    decided += 1;
+                    if !p.confirmed {
+                        fired.push(p.ev);
+                    }
+                    false
+                } else {
+                    true
+                }
+            });
+            // Thens too old to confirm any first still to come.
+            st.thens.retain(|t| t.ts.plus_ms(before) >= EventTime(w.0));
+            self.pending -= decided;
+            if let Some(rule) = self.unconfirmed {
+                for ev in fired {
+                    let point = ev.ts.plus_ms(within);
+                    out.push(Self::alarm(
+                        rule,
+                        key,
+                        &ev,
+                        None,
+                        Finality::Watermark {
+                            point,
+                            at_least_ns: ev.ingest_ns,
+                        },
+                    ));
+                }
+            }
+        }
+    }
+
+    fn pending(&self) -> u64 {
+        self.pending
+    }
+
+    fn dropped(&self) -> u64 {
+        self.dropped
+    }
+}

@@ -1,0 +1,43 @@
+//! # vigil-rules: the domain of vigil
+//!
+//! What a physical-security event means, with no runtime in it:
+//!
+//! * [`Event`]: the compact 32-byte `Copy` event the hot path moves, with interned ids
+//!   ([`DeviceIx`], [`CardKey`]) and its [`EventType`] (declared in type-rank order);
+//! * [`Topology`]: the validated site (`site.toml`): sites, areas, doors, readers, cameras, sensors,
+//!   devices and travel times, interned into dense indices, with topology-aware routing
+//!   ([`keyspace::for_each_key`]);
+//! * [`RulePack`] and [`Detector`]: rules as data, evaluated by plain state machines that the
+//!   engine hosts per [`Keyspace`]; they emit [`RawAlarm`]s, rendered into [`Alarm`]s.
+//!
+//! Time is event time ([`EventTime`], milliseconds since the Unix epoch); a [`Watermark`] `W`
+//! promises every event with `ts < W` is known, and a decision over `[a, b]` is final once `W > b`.
+//!
+//! ```
+//! use vigil_rules::{RulePack, Topology};
+//! let topo = Topology::from_toml("[site]\nid = \"hq\"\n[[area]]\nid = \"a\"\n[[area]]\nid = \"b\"\n\
+//!     [[door]]\nid = \"d\"\nfrom = \"a\"\nto = \"b\"\n").unwrap();
+//! let detectors = RulePack::default_pack().detectors(&topo);
+//! assert_eq!(detectors.len(), 2); // the forced-entry pair shares one detector
+//! ```
+#![deny(missing_docs)]
+
+pub mod alarm;
+pub mod detect;
+pub mod event;
+pub mod keyspace;
+pub mod pack;
+pub mod schedule;
+pub mod time;
+pub mod topology;
+
+pub use alarm::{Alarm, Band, Finality, RawAlarm, Renderer};
+pub use detect::Detector;
+pub use event::{CardKey, Event, EventType, TypeSet};
+pub use keyspace::{Key, Keyspace};
+pub use pack::{RuleDef, RuleId, RuleKind, RulePack};
+pub use schedule::Schedule;
+pub use time::{EventTime, Lateness, Watermark};
+pub use topology::{
+    AreaIx, DeviceIx, DeviceKind, DoorIx, SiteIx, Topology, TopologyError, TopologyErrors,
+};
