@@ -11,31 +11,18 @@ use std::sync::Arc;
 
 use arrow_array::builder::{Int64Builder, StringDictionaryBuilder, UInt16Builder};
 use arrow_array::types::Int32Type;
-use arrow_array::{
-    Array, ArrayRef, DictionaryArray, Int64Array, RecordBatch, StringArray, UInt16Array,
-};
+use arrow_array::{Array, ArrayRef, DictionaryArray, Int64Array, RecordBatch, StringArray, UInt16Array};
 use arrow_schema::{ArrowError, DataType, Field, Schema};
 use vigil_rules::{CardKey, Event, EventType, Topology};
 
 use crate::decode::{RawFields, Reason, Rejection, intern, parse_rfc3339};
 
-const ID_COLUMNS: [&str; 7] = [
-    "door",
-    "reader",
-    "camera",
-    "sensor",
-    "device",
-    "card",
-    "direction",
-];
+const ID_COLUMNS: [&str; 7] = ["door", "reader", "camera", "sensor", "device", "card", "direction"];
 
 /// The schema of vigil's Arrow replay files.
 pub fn schema() -> Schema {
     let dict = || DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
-    let mut fields = vec![
-        Field::new("ts", DataType::Int64, false),
-        Field::new("type", dict(), false),
-    ];
+    let mut fields = vec![Field::new("ts", DataType::Int64, false), Field::new("type", dict(), false)];
     fields.extend(ID_COLUMNS.iter().map(|c| Field::new(*c, dict(), true)));
     fields.push(Field::new("count", DataType::UInt16, true));
     Schema::new(fields)
@@ -50,29 +37,18 @@ struct DictColumn<'a> {
 impl<'a> DictColumn<'a> {
     fn of(batch: &'a RecordBatch, name: &str) -> Result<DictColumn<'a>, String> {
         let Some(col) = batch.column_by_name(name) else {
-            return Ok(DictColumn {
-                keys: None,
-                values: None,
-            });
+            return Ok(DictColumn { keys: None, values: None });
         };
         let dict = col
             .as_any()
             .downcast_ref::<DictionaryArray<Int32Type>>()
-            .ok_or_else(|| {
-                format!(
-                    "column `{name}` is {}, expected Dictionary(Int32, Utf8)",
-                    col.data_type()
-                )
-            })?;
+            .ok_or_else(|| format!("column `{name}` is {}, expected Dictionary(Int32, Utf8)", col.data_type()))?;
         let values = dict
             .values()
             .as_any()
             .downcast_ref::<StringArray>()
             .ok_or_else(|| format!("column `{name}` dictionary values are not Utf8"))?;
-        Ok(DictColumn {
-            keys: Some(dict.keys()),
-            values: Some(values),
-        })
+        Ok(DictColumn { keys: Some(dict.keys()), values: Some(values) })
     }
 
     #[inline]
@@ -99,53 +75,29 @@ pub fn decode_batch(
     let mut rejected = Vec::new();
     let whole = |detail: String| {
         (0..batch.num_rows())
-            .map(|i| Rejection {
-                line: first_row + i as u64,
-                reason: Reason::InvalidField,
-                detail: detail.clone(),
-            })
+            .map(|i| Rejection { line: first_row + i as u64, reason: Reason::InvalidField, detail: detail.clone() })
             .collect::<Vec<_>>()
     };
-    let Some(ts) = batch
-        .column_by_name("ts")
-        .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
-    else {
+    let Some(ts) = batch.column_by_name("ts").and_then(|c| c.as_any().downcast_ref::<Int64Array>()) else {
         return whole("batch has no Int64 `ts` column".into());
     };
-    let columns: Result<Vec<DictColumn<'_>>, String> = std::iter::once("type")
-        .chain(ID_COLUMNS)
-        .map(|c| DictColumn::of(batch, c))
-        .collect();
+    let columns: Result<Vec<DictColumn<'_>>, String> =
+        std::iter::once("type").chain(ID_COLUMNS).map(|c| DictColumn::of(batch, c)).collect();
     let columns = match columns {
         Ok(c) => c,
         Err(e) => return whole(e),
     };
-    let count = batch
-        .column_by_name("count")
-        .and_then(|c| c.as_any().downcast_ref::<UInt16Array>());
+    let count = batch.column_by_name("count").and_then(|c| c.as_any().downcast_ref::<UInt16Array>());
     // Resolve the type dictionary once.
     let types: Vec<Option<EventType>> = match columns[0].values {
-        Some(v) => (0..v.len())
-            .map(|i| {
-                (!v.is_null(i))
-                    .then(|| EventType::from_name(v.value(i)))
-                    .flatten()
-            })
-            .collect(),
+        Some(v) => (0..v.len()).map(|i| (!v.is_null(i)).then(|| EventType::from_name(v.value(i))).flatten()).collect(),
         None => Vec::new(),
     };
     for row in 0..batch.num_rows() {
         let line = first_row + row as u64;
-        let reject = |reason, detail: String| Rejection {
-            line,
-            reason,
-            detail,
-        };
+        let reject = |reason, detail: String| Rejection { line, reason, detail };
         if ts.is_null(row) || ts.value(row) < 0 {
-            rejected.push(reject(
-                Reason::InvalidField,
-                "`ts` is null or negative".into(),
-            ));
+            rejected.push(reject(Reason::InvalidField, "`ts` is null or negative".into()));
             continue;
         }
         let kind = match columns[0].keys {
@@ -153,10 +105,7 @@ pub fn decode_batch(
             _ => None,
         };
         let Some(kind) = kind else {
-            rejected.push(reject(
-                Reason::UnknownType,
-                format!("unknown type {:?}", columns[0].get(row)),
-            ));
+            rejected.push(reject(Reason::UnknownType, format!("unknown type {:?}", columns[0].get(row))));
             continue;
         };
         let out_dir = match columns[7].get(row) {
@@ -164,10 +113,8 @@ pub fn decode_batch(
             Some("in") => Some(false),
             Some("out") => Some(true),
             Some(other) => {
-                rejected.push(reject(
-                    Reason::InvalidField,
-                    format!("`direction` \"{other}\" is not \"in\" or \"out\""),
-                ));
+                rejected
+                    .push(reject(Reason::InvalidField, format!("`direction` \"{other}\" is not \"in\" or \"out\"")));
                 continue;
             }
         };
@@ -207,9 +154,7 @@ pub struct ArrowBatcher {
 
 impl std::fmt::Debug for ArrowBatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ArrowBatcher")
-            .field("rows", &self.rows)
-            .finish_non_exhaustive()
+        f.debug_struct("ArrowBatcher").field("rows", &self.rows).finish_non_exhaustive()
     }
 }
 
@@ -225,9 +170,7 @@ impl ArrowBatcher {
         ArrowBatcher {
             schema: Arc::new(schema()),
             ts: Int64Builder::new(),
-            dicts: (0..=ID_COLUMNS.len())
-                .map(|_| StringDictionaryBuilder::new())
-                .collect(),
+            dicts: (0..=ID_COLUMNS.len()).map(|_| StringDictionaryBuilder::new()).collect(),
             count: UInt16Builder::new(),
             rows: 0,
         }
@@ -294,9 +237,7 @@ pub fn ndjson_to_arrow(
     let mut result = Converted::default();
     for (i, line) in input.lines().enumerate() {
         let line_no = i as u64 + 1;
-        let mut bytes = line
-            .map_err(|e| ArrowError::IoError(e.to_string(), e))?
-            .into_bytes();
+        let mut bytes = line.map_err(|e| ArrowError::IoError(e.to_string(), e))?.into_bytes();
         if bytes.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
@@ -332,7 +273,6 @@ pub fn ndjson_to_arrow(
 pub fn read_ipc_file(
     path: &std::path::Path,
 ) -> Result<arrow_ipc::reader::FileReader<std::io::BufReader<std::fs::File>>, ArrowError> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| ArrowError::IoError(format!("{}: {e}", path.display()), e))?;
+    let file = std::fs::File::open(path).map_err(|e| ArrowError::IoError(format!("{}: {e}", path.display()), e))?;
     arrow_ipc::reader::FileReader::try_new_buffered(file, None)
 }

@@ -14,14 +14,8 @@ pub struct IngestClock {
 impl IngestClock {
     /// A clock anchored now.
     pub fn new() -> IngestClock {
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        IngestClock {
-            anchor: Instant::now(),
-            anchor_wall_ns: wall,
-        }
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+        IngestClock { anchor: Instant::now(), anchor_wall_ns: wall }
     }
 
     /// Nanoseconds on this clock.

@@ -132,20 +132,11 @@ impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
                 // Rare: a string the parser could not hand out borrowed.
                 Ok(Scalar::Str(Cow::Owned(v.to_owned())))
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut m: A,
-            ) -> Result<Scalar<'a>, A::Error> {
-                while m
-                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
-                    .is_some()
-                {}
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Scalar<'a>, A::Error> {
+                while m.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
                 Ok(Scalar::Other)
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut s: A,
-            ) -> Result<Scalar<'a>, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut s: A) -> Result<Scalar<'a>, A::Error> {
                 while s.next_element::<serde::de::IgnoredAny>()?.is_some() {}
                 Ok(Scalar::Other)
             }
@@ -243,9 +234,7 @@ pub struct Decoder {
 
 impl fmt::Debug for Decoder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Decoder")
-            .field("max_line", &self.max_line)
-            .finish_non_exhaustive()
+        f.debug_struct("Decoder").field("max_line", &self.max_line).finish_non_exhaustive()
     }
 }
 
@@ -299,65 +288,39 @@ impl Decoder {
     }
 
     /// Decodes one NDJSON line (without its newline). `Ok(None)` for a blank line.
-    pub fn decode_line(
-        &mut self,
-        line: &[u8],
-        line_no: u64,
-        ingest_ns: u64,
-    ) -> Result<Option<Decoded>, Rejection> {
+    pub fn decode_line(&mut self, line: &[u8], line_no: u64, ingest_ns: u64) -> Result<Option<Decoded>, Rejection> {
         let line = trim_ascii(line);
         if line.is_empty() {
             return Ok(None);
         }
-        let reject = |reason, detail: String| Rejection {
-            line: line_no,
-            reason,
-            detail,
-        };
+        let reject = |reason, detail: String| Rejection { line: line_no, reason, detail };
         if line.len() > self.max_line {
-            return Err(reject(
-                Reason::LineTooLong,
-                format!("{} bytes, the limit is {}", line.len(), self.max_line),
-            ));
+            return Err(reject(Reason::LineTooLong, format!("{} bytes, the limit is {}", line.len(), self.max_line)));
         }
         self.scratch.clear();
         self.scratch.extend_from_slice(line);
-        let parsed: Line<'_> =
-            simd_json::serde::from_slice_with_buffers(&mut self.scratch, &mut self.buffers)
-                .map_err(|e| reject(Reason::InvalidJson, e.to_string()))?;
+        let parsed: Line<'_> = simd_json::serde::from_slice_with_buffers(&mut self.scratch, &mut self.buffers)
+            .map_err(|e| reject(Reason::InvalidJson, e.to_string()))?;
 
         let ts = match &parsed.ts {
             None => return Err(reject(Reason::MissingField, "missing field `ts`".into())),
             Some(Scalar::Int(v)) if *v >= 0 && *v <= i64::MAX as i128 => *v as u64,
             Some(Scalar::Str(s)) => parse_rfc3339(s).ok_or_else(|| {
-                reject(
-                    Reason::InvalidField,
-                    format!("`ts` {} is not RFC 3339", Scalar::Str(s.clone()).describe()),
-                )
+                reject(Reason::InvalidField, format!("`ts` {} is not RFC 3339", Scalar::Str(s.clone()).describe()))
             })?,
             Some(other) => {
                 return Err(reject(
                     Reason::InvalidField,
-                    format!(
-                        "`ts` {} is not a non-negative integer of ms or an RFC 3339 string",
-                        other.describe()
-                    ),
+                    format!("`ts` {} is not a non-negative integer of ms or an RFC 3339 string", other.describe()),
                 ));
             }
         };
         let kind = match &parsed.kind {
             None => return Err(reject(Reason::MissingField, "missing field `type`".into())),
-            Some(Scalar::Str(s)) => EventType::from_name(s).ok_or_else(|| {
-                reject(
-                    Reason::UnknownType,
-                    format!("unknown type \"{}\"", truncate(s, 64)),
-                )
-            })?,
+            Some(Scalar::Str(s)) => EventType::from_name(s)
+                .ok_or_else(|| reject(Reason::UnknownType, format!("unknown type \"{}\"", truncate(s, 64))))?,
             Some(other) => {
-                return Err(reject(
-                    Reason::InvalidField,
-                    format!("`type` {} is not a string", other.describe()),
-                ));
+                return Err(reject(Reason::InvalidField, format!("`type` {} is not a string", other.describe())));
             }
         };
         // Id fields must be strings when present (null counts as absent).
@@ -403,10 +366,7 @@ impl Decoder {
             Some(other) => {
                 return Err(reject(
                     Reason::InvalidField,
-                    format!(
-                        "`count` {} is not an integer in 0..=65535",
-                        other.describe()
-                    ),
+                    format!("`count` {} is not an integer in 0..=65535", other.describe()),
                 ));
             }
         };
@@ -423,12 +383,9 @@ impl Decoder {
             out,
             count,
         };
-        let event = intern(&self.topo, &fields, ingest_ns)
-            .map_err(|(reason, detail)| reject(reason, detail))?;
+        let event = intern(&self.topo, &fields, ingest_ns).map_err(|(reason, detail)| reject(reason, detail))?;
         let new_card = match fields.card {
-            Some(c) if event.card.is_some() && self.seen_cards.insert(event.card.0) => {
-                Some(c.to_owned())
-            }
+            Some(c) if event.card.is_some() && self.seen_cards.insert(event.card.0) => Some(c.to_owned()),
             _ => None,
         };
         drop(parsed);
@@ -460,43 +417,22 @@ fn trim_ascii(mut s: &[u8]) -> &[u8] {
 }
 
 /// Interns the fields of one event into a compact [`Event`], checking what its type needs.
-pub fn intern(
-    topo: &Topology,
-    f: &RawFields<'_>,
-    ingest_ns: u64,
-) -> Result<Event, (Reason, String)> {
-    let kind = f
-        .kind
-        .ok_or((Reason::MissingField, "missing field `type`".to_string()))?;
-    let lookup = |field: &'static str,
-                  id: &str,
-                  want: fn(DeviceKind) -> bool|
-     -> Result<DeviceIx, (Reason, String)> {
+pub fn intern(topo: &Topology, f: &RawFields<'_>, ingest_ns: u64) -> Result<Event, (Reason, String)> {
+    let kind = f.kind.ok_or((Reason::MissingField, "missing field `type`".to_string()))?;
+    let lookup = |field: &'static str, id: &str, want: fn(DeviceKind) -> bool| -> Result<DeviceIx, (Reason, String)> {
         let ix = topo.device(id).ok_or_else(|| {
-            (
-                Reason::UnknownDevice,
-                format!("{field} \"{}\" is not in the topology", truncate(id, 64)),
-            )
+            (Reason::UnknownDevice, format!("{field} \"{}\" is not in the topology", truncate(id, 64)))
         })?;
         let kind = topo.device_info(ix).kind;
         if !want(kind) {
             return Err((
                 Reason::UnknownDevice,
-                format!(
-                    "{field} \"{}\" is a {}, not a {field}",
-                    truncate(id, 64),
-                    kind.table()
-                ),
+                format!("{field} \"{}\" is a {}, not a {field}", truncate(id, 64), kind.table()),
             ));
         }
         Ok(ix)
     };
-    let missing = |field: &str| {
-        (
-            Reason::MissingField,
-            format!("{} needs `{field}`", kind.name()),
-        )
-    };
+    let missing = |field: &str| (Reason::MissingField, format!("{} needs `{field}`", kind.name()));
     let is_door = |k| k == DeviceKind::Door;
     let mut flags = 0u8;
     let device = match kind {
@@ -510,11 +446,7 @@ pub fn intern(
                         if info.door != topo.door_of(door) {
                             return Err((
                                 Reason::InvalidField,
-                                format!(
-                                    "reader \"{}\" is not on door \"{}\"",
-                                    info.id,
-                                    topo.device_info(door).id
-                                ),
+                                format!("reader \"{}\" is not on door \"{}\"", info.id, topo.device_info(door).id),
                             ));
                         }
                         flags |= FLAG_NAMES_DOOR;
@@ -542,20 +474,12 @@ pub fn intern(
             if kind == EventType::LineCrossed && f.out == Some(true) {
                 flags |= FLAG_OUT;
             }
-            lookup("camera", f.camera.ok_or_else(|| missing("camera"))?, |k| {
-                k == DeviceKind::Camera
-            })?
+            lookup("camera", f.camera.ok_or_else(|| missing("camera"))?, |k| k == DeviceKind::Camera)?
         }
         EventType::Intrusion | EventType::GlassBreak => {
-            lookup("sensor", f.sensor.ok_or_else(|| missing("sensor"))?, |k| {
-                matches!(k, DeviceKind::Sensor(_))
-            })?
+            lookup("sensor", f.sensor.ok_or_else(|| missing("sensor"))?, |k| matches!(k, DeviceKind::Sensor(_)))?
         }
-        EventType::Heartbeat => {
-            lookup("device", f.device.ok_or_else(|| missing("device"))?, |_| {
-                true
-            })?
-        }
+        EventType::Heartbeat => lookup("device", f.device.ok_or_else(|| missing("device"))?, |_| true)?,
     };
     let card = match f.card {
         Some(c) if kind.is_access() => CardKey::of(c),
@@ -564,15 +488,7 @@ pub fn intern(
     if kind == EventType::AccessGranted && !card.is_some() {
         return Err(missing("card"));
     }
-    Ok(Event {
-        ts: EventTime(f.ts),
-        card,
-        ingest_ns,
-        device,
-        kind,
-        flags,
-        count: f.count.unwrap_or(1),
-    })
+    Ok(Event { ts: EventTime(f.ts), card, ingest_ns, device, kind, flags, count: f.count.unwrap_or(1) })
 }
 
 /// Parses an RFC 3339 timestamp (`2025-11-22T08:00:00.123Z`, `...+01:00`) into ms since the epoch.
@@ -583,10 +499,7 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
         if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        Some(
-            part.iter()
-                .fold(0i64, |acc, d| acc * 10 + (d - b'0') as i64),
-        )
+        Some(part.iter().fold(0i64, |acc, d| acc * 10 + (d - b'0') as i64))
     };
     if b.len() < 20
         || b[4] != b'-'
@@ -599,13 +512,7 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
     }
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, min, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month)
-        || day < 1
-        || day > days_in_month(year, month)
-        || hour > 23
-        || min > 59
-        || sec > 60
-    {
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) || hour > 23 || min > 59 || sec > 60 {
         return None;
     }
     let mut i = 19;
@@ -621,11 +528,7 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
         }
         // Milliseconds: first three digits, padded.
         for k in 0..3 {
-            ms = ms * 10
-                + b.get(start + k)
-                    .filter(|_| start + k < i)
-                    .map(|d| (d - b'0') as i64)
-                    .unwrap_or(0);
+            ms = ms * 10 + b.get(start + k).filter(|_| start + k < i).map(|d| (d - b'0') as i64).unwrap_or(0);
         }
     }
     let offset_min = match b.get(i)? {
@@ -673,33 +576,14 @@ mod tests {
     #[test]
     fn rfc3339() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(
-            parse_rfc3339("2025-11-22T08:00:00.123Z"),
-            Some(1_763_798_400_123)
-        );
-        assert_eq!(
-            parse_rfc3339("2025-11-22T09:00:00.123+01:00"),
-            Some(1_763_798_400_123)
-        );
-        assert_eq!(
-            parse_rfc3339("2025-11-22T08:00:00.1Z"),
-            Some(1_763_798_400_100)
-        );
-        assert_eq!(
-            parse_rfc3339("2025-11-22T08:00:00.123456Z"),
-            Some(1_763_798_400_123)
-        );
-        assert_eq!(
-            parse_rfc3339("2024-02-29T00:00:00Z"),
-            Some(1_709_164_800_000)
-        );
+        assert_eq!(parse_rfc3339("2025-11-22T08:00:00.123Z"), Some(1_763_798_400_123));
+        assert_eq!(parse_rfc3339("2025-11-22T09:00:00.123+01:00"), Some(1_763_798_400_123));
+        assert_eq!(parse_rfc3339("2025-11-22T08:00:00.1Z"), Some(1_763_798_400_100));
+        assert_eq!(parse_rfc3339("2025-11-22T08:00:00.123456Z"), Some(1_763_798_400_123));
+        assert_eq!(parse_rfc3339("2024-02-29T00:00:00Z"), Some(1_709_164_800_000));
         assert_eq!(parse_rfc3339("2025-02-29T00:00:00Z"), None);
         assert_eq!(parse_rfc3339("2025-11-22 08:00:00"), None);
         assert_eq!(parse_rfc3339("2025-11-22T08:00:00+0100"), None);
-        assert_eq!(
-            parse_rfc3339("1969-12-31T23:59:59Z"),
-            None,
-            "before the epoch"
-        );
+        assert_eq!(parse_rfc3339("1969-12-31T23:59:59Z"), None, "before the epoch");
     }
 }

@@ -136,9 +136,7 @@ impl EngineBuilder {
             return Err(EngineError::Config("workers must be at least 1".into()));
         }
         if self.queue_batches == 0 {
-            return Err(EngineError::Config(
-                "queue_batches must be at least 1".into(),
-            ));
+            return Err(EngineError::Config("queue_batches must be at least 1".into()));
         }
         if let Some(c) = &self.cluster {
             if c.process >= c.addresses.len() {
@@ -164,10 +162,7 @@ impl EngineBuilder {
                 zerocopy: false,
             },
         };
-        let config = timely::Config {
-            communication,
-            worker: WorkerConfig::default(),
-        };
+        let config = timely::Config { communication, worker: WorkerConfig::default() };
         let ctx = Arc::new(WorkerContext {
             topo: self.topo.clone(),
             pack,
@@ -183,16 +178,8 @@ impl EngineBuilder {
             local_workers: self.workers,
         });
         let started = Instant::now();
-        let guards = timely::execute(config, move |worker| run_worker(worker, &ctx))
-            .map_err(EngineError::Start)?;
-        Ok(Engine {
-            registry,
-            alarms: alarm_rx,
-            guards: Some(guards),
-            pack: self.pack,
-            workers: self.workers,
-            started,
-        })
+        let guards = timely::execute(config, move |worker| run_worker(worker, &ctx)).map_err(EngineError::Start)?;
+        Ok(Engine { registry, alarms: alarm_rx, guards: Some(guards), pack: self.pack, workers: self.workers, started })
     }
 }
 
@@ -208,9 +195,7 @@ pub struct Engine {
 
 impl fmt::Debug for Engine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Engine")
-            .field("workers", &self.workers)
-            .finish_non_exhaustive()
+        f.debug_struct("Engine").field("workers", &self.workers).finish_non_exhaustive()
     }
 }
 
@@ -259,16 +244,9 @@ impl Engine {
     pub fn finish(mut self) -> Result<Stats, EngineError> {
         self.registry.finishing.store(true, Ordering::SeqCst);
         self.registry.wake_all();
-        let guards = self
-            .guards
-            .take()
-            .ok_or_else(|| EngineError::Worker("already finished".into()))?;
-        let mut stats = Stats {
-            workers: self.workers,
-            ..Stats::default()
-        };
-        let mut hist: Vec<Option<hdrhistogram::Histogram<u64>>> =
-            vec![None; self.pack.rules().len()];
+        let guards = self.guards.take().ok_or_else(|| EngineError::Worker("already finished".into()))?;
+        let mut stats = Stats { workers: self.workers, ..Stats::default() };
+        let mut hist: Vec<Option<hdrhistogram::Histogram<u64>>> = vec![None; self.pack.rules().len()];
         let mut alarms = vec![0u64; self.pack.rules().len()];
         for r in guards.join() {
             let r = r.map_err(EngineError::Worker)?;
@@ -294,17 +272,13 @@ impl Engine {
                 }
             }
         }
-        stats
-            .rejection_samples
-            .sort_by(|a, b| (&a.source, a.rejection.line).cmp(&(&b.source, b.rejection.line)));
+        stats.rejection_samples.sort_by(|a, b| (&a.source, a.rejection.line).cmp(&(&b.source, b.rejection.line)));
         let mut all = operators::new_histogram();
         for (i, rule) in self.pack.rules().iter().enumerate() {
             stats.alarms.insert(rule.id.clone(), alarms[i]);
             if let Some(h) = hist[i].take() {
                 let _ = all.add(&h);
-                stats
-                    .latency
-                    .insert(rule.id.clone(), LatencySummary::of(&h));
+                stats.latency.insert(rule.id.clone(), LatencySummary::of(&h));
                 stats.histograms.insert(rule.id.clone(), h);
             }
         }
@@ -372,10 +346,7 @@ impl Ingest<'_> {
     fn reject(&mut self, source: &Arc<str>, r: Rejection) {
         let i = Reason::ALL.iter().position(|x| *x == r.reason).unwrap_or(0);
         self.rejected[i] += 1;
-        let sample = || SourceRejection {
-            source: source.to_string(),
-            rejection: r.clone(),
-        };
+        let sample = || SourceRejection { source: source.to_string(), rejection: r.clone() };
         if let Some(tx) = &self.ctx.rejection_tx {
             let _ = tx.try_send(sample());
         }
@@ -397,11 +368,7 @@ impl Ingest<'_> {
         if ev.ts.0 < floor {
             self.late += 1;
             if let Some(tx) = &self.ctx.late_tx {
-                let _ = tx.try_send(LateEvent {
-                    source: src.shared.name.clone(),
-                    event: ev,
-                    watermark: floor,
-                });
+                let _ = tx.try_send(LateEvent { source: src.shared.name.clone(), event: ev, watermark: floor });
             }
             return;
         }
@@ -440,9 +407,7 @@ fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
         let names = scope.input_from(&mut names_in);
         let mut alarm_streams = Vec::new();
         for (space, detectors) in by_space {
-            let types = detectors
-                .iter()
-                .fold(TypeSet::EMPTY, |s, d| s.union(d.types()));
+            let types = detectors.iter().fold(TypeSet::EMPTY, |s, d| s.union(d.types()));
             let keyed = operators::route(events.clone(), ctx.topo.clone(), space, types);
             alarm_streams.push(operators::rules(
                 keyed,
@@ -454,11 +419,7 @@ fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
             ));
         }
         // Keep the inputs consumed even with an empty pack.
-        events.sink(
-            timely::dataflow::channels::pact::Pipeline,
-            "Drain",
-            |(input, _)| input.for_each(|_, _| {}),
-        );
+        events.sink(timely::dataflow::channels::pact::Pipeline, "Drain", |(input, _)| input.for_each(|_, _| {}));
         let alarms = scope.concatenate(alarm_streams);
         operators::sink(
             alarms,
@@ -500,11 +461,7 @@ fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
                 if s.owner == local && !owned.iter().any(|o| Arc::ptr_eq(&o.shared, s)) {
                     let rx = s.rx.lock().ok().and_then(|mut g| g.take());
                     if let Some(rx) = rx {
-                        owned.push(OwnedSource {
-                            shared: s.clone(),
-                            rx,
-                            max_ts: None,
-                        });
+                        owned.push(OwnedSource { shared: s.clone(), rx, max_ts: None });
                     }
                 }
             }
@@ -518,20 +475,12 @@ fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
                 match src.rx.try_recv() {
                     Ok(batch) => {
                         worked = true;
-                        let ingest_ns = ingest_batch(
-                            &mut ingest,
-                            src,
-                            batch,
-                            input_time,
-                            &mut events_in,
-                            &mut names_in,
-                        );
+                        let ingest_ns =
+                            ingest_batch(&mut ingest, src, batch, input_time, &mut events_in, &mut names_in);
                         if let Some(m) = src.max_ts {
                             let w = m.saturating_sub(lateness);
                             if w > src.shared.watermark.load(Ordering::Relaxed) {
-                                src.shared
-                                    .watermark_ingest
-                                    .store(ingest_ns, Ordering::Relaxed);
+                                src.shared.watermark_ingest.store(ingest_ns, Ordering::Relaxed);
                                 src.shared.watermark.fetch_max(w, Ordering::SeqCst);
                             }
                         }
@@ -552,24 +501,14 @@ fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
         owned.retain(|s| !s.shared.drained.load(Ordering::SeqCst));
 
         // The engine's watermark: the minimum over open sources of this process.
-        let open: Vec<&Arc<SourceShared>> = all_sources
-            .iter()
-            .filter(|s| !s.drained.load(Ordering::SeqCst))
-            .collect();
-        let binding = open
-            .iter()
-            .min_by_key(|s| s.watermark.load(Ordering::SeqCst));
+        let open: Vec<&Arc<SourceShared>> = all_sources.iter().filter(|s| !s.drained.load(Ordering::SeqCst)).collect();
+        let binding = open.iter().min_by_key(|s| s.watermark.load(Ordering::SeqCst));
         if let Some(s) = binding {
             let w = s.watermark.load(Ordering::SeqCst);
             if w > *events_in.time() {
                 ctx.registry.floor.fetch_max(w, Ordering::SeqCst);
                 let ingest_ns = s.watermark_ingest.load(Ordering::Relaxed);
-                ticks_in.send(Tick {
-                    worker: index as u32,
-                    to: w,
-                    ingest_ns,
-                    last: false,
-                });
+                ticks_in.send(Tick { worker: index as u32, to: w, ingest_ns, last: false });
                 events_in.advance_to(w);
                 ticks_in.advance_to(w);
                 names_in.advance_to(w);
@@ -604,16 +543,8 @@ fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
     }
 
     // End of input: this worker's largest ts + 1 ms is its final watermark.
-    let end = ingest
-        .max_ts
-        .map_or(*events_in.time(), |m| m + 1)
-        .max(*events_in.time());
-    ticks_in.send(Tick {
-        worker: index as u32,
-        to: end,
-        ingest_ns: ctx.clock.now_ns(),
-        last: true,
-    });
+    let end = ingest.max_ts.map_or(*events_in.time(), |m| m + 1).max(*events_in.time());
+    ticks_in.send(Tick { worker: index as u32, to: end, ingest_ns: ctx.clock.now_ns(), last: true });
     drop(events_in);
     drop(ticks_in);
     drop(names_in);
@@ -626,12 +557,7 @@ fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
     WorkerReport {
         events: ingest.events,
         late: ingest.late,
-        rejected: Reason::ALL
-            .iter()
-            .copied()
-            .zip(ingest.rejected)
-            .filter(|(_, n)| *n > 0)
-            .collect(),
+        rejected: Reason::ALL.iter().copied().zip(ingest.rejected).filter(|(_, n)| *n > 0).collect(),
         samples: ingest.samples,
         rules,
         sink,
@@ -649,25 +575,15 @@ fn ingest_batch(
 ) -> u64 {
     let name = src.shared.name.clone();
     match batch {
-        Batch::Ndjson {
-            bytes,
-            first_line,
-            ingest_ns,
-        } => {
+        Batch::Ndjson { bytes, first_line, ingest_ns } => {
             let mut line_no = first_line;
             let mut start = 0;
             while start < bytes.len() {
                 let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i);
-                match ingest
-                    .decoder
-                    .decode_line(&bytes[start..end], line_no, ingest_ns)
-                {
+                match ingest.decoder.decode_line(&bytes[start..end], line_no, ingest_ns) {
                     Ok(Some(d)) => {
                         if let Some(card) = d.new_card {
-                            names_in.send(CardName {
-                                key: d.event.card.0,
-                                name: card,
-                            });
+                            names_in.send(CardName { key: d.event.card.0, name: card });
                         }
                         ingest.accept(src, d.event, input_time, events_in);
                     }
@@ -687,29 +603,16 @@ fn ingest_batch(
             ns
         }
         #[cfg(feature = "arrow")]
-        Batch::Arrow {
-            batch,
-            first_row,
-            ingest_ns,
-        } => {
+        Batch::Arrow { batch, first_row, ingest_ns } => {
             let topo = ingest.ctx.topo.clone();
             let mut decoded = Vec::with_capacity(batch.num_rows());
             let mut names = Vec::new();
-            let result = crate::arrow_io::decode_batch(
-                &topo,
-                &batch,
-                first_row,
-                ingest_ns,
-                &mut decoded,
-                &mut |key, card| {
+            let result =
+                crate::arrow_io::decode_batch(&topo, &batch, first_row, ingest_ns, &mut decoded, &mut |key, card| {
                     if ingest.decoder.note_card(key) {
-                        names.push(CardName {
-                            key: key.0,
-                            name: card.to_owned(),
-                        });
+                        names.push(CardName { key: key.0, name: card.to_owned() });
                     }
-                },
-            );
+                });
             for n in names {
                 names_in.send(n);
             }
@@ -721,19 +624,8 @@ fn ingest_batch(
             }
             ingest_ns
         }
-        Batch::Rejected {
-            line,
-            reason,
-            detail,
-        } => {
-            ingest.reject(
-                &name,
-                Rejection {
-                    line,
-                    reason,
-                    detail,
-                },
-            );
+        Batch::Rejected { line, reason, detail } => {
+            ingest.reject(&name, Rejection { line, reason, detail });
             0
         }
     }

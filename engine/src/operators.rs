@@ -20,8 +20,8 @@ use timely::dataflow::operators::generic::operator::Operator;
 use timely::progress::frontier::MutableAntichain;
 use vigil_rules::keyspace::for_each_key;
 use vigil_rules::{
-    Alarm, CardKey, Detector, Event, Finality, Key, Keyspace, RawAlarm, Renderer, RulePack,
-    Topology, TypeSet, Watermark,
+    Alarm, CardKey, Detector, Event, Finality, Key, Keyspace, RawAlarm, Renderer, RulePack, Topology, TypeSet,
+    Watermark,
 };
 
 use crate::clock::IngestClock;
@@ -109,10 +109,7 @@ struct TickLog {
 
 impl TickLog {
     fn new(peers: usize) -> TickLog {
-        TickLog {
-            per_worker: vec![VecDeque::new(); peers],
-            end: vec![None; peers],
-        }
+        TickLog { per_worker: vec![VecDeque::new(); peers], end: vec![None; peers] }
     }
 
     fn record(&mut self, t: &Tick) {
@@ -167,113 +164,101 @@ pub(crate) fn rules<'s>(
     clock: IngestClock,
 ) -> StreamVec<'s, u64, RawAlarm> {
     let peers = keyed.scope().peers();
-    keyed.binary_frontier(
-        ticks,
-        Exchange::new(|k: &Keyed| mix(k.key)),
-        Pipeline,
-        "Rules",
-        move |cap, _info| {
-            let mut cap: Option<Capability<u64>> = Some(cap);
-            let mut detectors = detectors;
-            let arrival: Vec<usize> = (0..detectors.len())
-                .filter(|&i| !detectors[i].needs_order())
-                .collect();
-            let ordered: Vec<usize> = (0..detectors.len())
-                .filter(|&i| detectors[i].needs_order())
-                .collect();
-            let ordered_types = ordered
-                .iter()
-                .fold(TypeSet::EMPTY, |s, &i| s.union(detectors[i].types()));
-            let types: Vec<TypeSet> = detectors.iter().map(|d| d.types()).collect();
-            let mut pending: Vec<Keyed> = Vec::new();
-            let mut ready: Vec<Keyed> = Vec::new();
-            let mut ticks_log = TickLog::new(peers);
-            let mut watermark = 0u64;
-            let mut fired: Vec<RawAlarm> = Vec::new();
-            let device_order: Vec<u32> = topo.device_order().to_vec();
+    keyed.binary_frontier(ticks, Exchange::new(|k: &Keyed| mix(k.key)), Pipeline, "Rules", move |cap, _info| {
+        let mut cap: Option<Capability<u64>> = Some(cap);
+        let mut detectors = detectors;
+        let arrival: Vec<usize> = (0..detectors.len()).filter(|&i| !detectors[i].needs_order()).collect();
+        let ordered: Vec<usize> = (0..detectors.len()).filter(|&i| detectors[i].needs_order()).collect();
+        let ordered_types = ordered.iter().fold(TypeSet::EMPTY, |s, &i| s.union(detectors[i].types()));
+        let types: Vec<TypeSet> = detectors.iter().map(|d| d.types()).collect();
+        let mut pending: Vec<Keyed> = Vec::new();
+        let mut ready: Vec<Keyed> = Vec::new();
+        let mut ticks_log = TickLog::new(peers);
+        let mut watermark = 0u64;
+        let mut fired: Vec<RawAlarm> = Vec::new();
+        let device_order: Vec<u32> = topo.device_order().to_vec();
 
-            move |(events, events_frontier), (tick_input, ticks_frontier), output| {
-                tick_input.for_each(|_, data| data.iter().for_each(|t| ticks_log.record(t)));
+        move |(events, events_frontier), (tick_input, ticks_frontier), output| {
+            tick_input.for_each(|_, data| data.iter().for_each(|t| ticks_log.record(t)));
 
-                events.for_each(|_, data| {
-                    for k in data.drain(..) {
-                        for &i in &arrival {
-                            if types[i].contains(k.ev.kind) {
-                                detectors[i].on_arrival(k.key, &k.ev, &mut fired);
-                            }
+            events.for_each(|_, data| {
+                for k in data.drain(..) {
+                    for &i in &arrival {
+                        if types[i].contains(k.ev.kind) {
+                            detectors[i].on_arrival(k.key, &k.ev, &mut fired);
                         }
-                        if ordered_types.contains(k.ev.kind) {
-                            pending.push(k);
-                        }
+                    }
+                    if ordered_types.contains(k.ev.kind) {
+                        pending.push(k);
+                    }
+                }
+            });
+
+            let closed = events_frontier.is_empty() && ticks_frontier.is_empty();
+            let target = if closed {
+                Some(ticks_log.end_watermark())
+            } else {
+                match (frontier_min(events_frontier), frontier_min(ticks_frontier)) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            };
+            let first_new = fired.len();
+            if let Some(w) = target.filter(|&w| w > watermark) {
+                // Everything below `w` is known: evaluate it in total order.
+                ready.clear();
+                pending.retain(|k| {
+                    if k.ev.ts.0 < w {
+                        ready.push(*k);
+                        false
+                    } else {
+                        true
                     }
                 });
-
-                let closed = events_frontier.is_empty() && ticks_frontier.is_empty();
-                let target = if closed {
-                    Some(ticks_log.end_watermark())
-                } else {
-                    match (frontier_min(events_frontier), frontier_min(ticks_frontier)) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    }
-                };
-                let first_new = fired.len();
-                if let Some(w) = target.filter(|&w| w > watermark) {
-                    // Everything below `w` is known: evaluate it in total order.
-                    ready.clear();
-                    pending.retain(|k| {
-                        if k.ev.ts.0 < w {
-                            ready.push(*k);
-                            false
-                        } else {
-                            true
-                        }
-                    });
-                    ready.sort_unstable_by_key(|k| (k.ev.order_key(&device_order), k.key));
-                    for k in &ready {
-                        for d in detectors.iter_mut() {
-                            d.advance(Watermark(k.ev.ts.0), &mut fired);
-                        }
-                        for &i in &ordered {
-                            if types[i].contains(k.ev.kind) {
-                                detectors[i].on_final(k.key, &k.ev, &mut fired);
-                            }
-                        }
-                    }
+                ready.sort_unstable_by_key(|k| (k.ev.order_key(&device_order), k.key));
+                for k in &ready {
                     for d in detectors.iter_mut() {
-                        d.advance(Watermark(w), &mut fired);
+                        d.advance(Watermark(k.ev.ts.0), &mut fired);
                     }
-                    watermark = w;
-                }
-                // Resolve when each alarm became final (for latency).
-                let now = clock.now_ns();
-                for a in fired.iter_mut() {
-                    if let Finality::Watermark { point, at_least_ns } = a.finality {
-                        let ns = ticks_log.final_instant(point.0, now).max(at_least_ns);
-                        a.finality = Finality::Arrival { ingest_ns: ns };
+                    for &i in &ordered {
+                        if types[i].contains(k.ev.kind) {
+                            detectors[i].on_final(k.key, &k.ev, &mut fired);
+                        }
                     }
                 }
-                let _ = first_new;
-                if !fired.is_empty() {
-                    if let Some(c) = cap.as_ref() {
-                        output.session(c).give_iterator(fired.drain(..));
-                    }
+                for d in detectors.iter_mut() {
+                    d.advance(Watermark(w), &mut fired);
                 }
-                ticks_log.prune(watermark);
-                if closed {
-                    if cap.take().is_some() {
-                        let mut r = report.borrow_mut();
-                        r.pending += detectors.iter().map(|d| d.pending()).sum::<u64>();
-                        r.dropped += detectors.iter().map(|d| d.dropped()).sum::<u64>();
-                    }
-                } else if let (Some(c), Some(f)) = (cap.as_mut(), target) {
-                    if f > *c.time() {
-                        c.downgrade(&f);
-                    }
+                watermark = w;
+            }
+            // Resolve when each alarm became final (for latency).
+            let now = clock.now_ns();
+            for a in fired.iter_mut() {
+                if let Finality::Watermark { point, at_least_ns } = a.finality {
+                    let ns = ticks_log.final_instant(point.0, now).max(at_least_ns);
+                    a.finality = Finality::Arrival { ingest_ns: ns };
                 }
             }
-        },
-    )
+            let _ = first_new;
+            if !fired.is_empty() {
+                if let Some(c) = cap.as_ref() {
+                    output.session(c).give_iterator(fired.drain(..));
+                }
+            }
+            ticks_log.prune(watermark);
+            if closed {
+                if cap.take().is_some() {
+                    let mut r = report.borrow_mut();
+                    r.pending += detectors.iter().map(|d| d.pending()).sum::<u64>();
+                    r.dropped += detectors.iter().map(|d| d.dropped()).sum::<u64>();
+                }
+            } else if let (Some(c), Some(f)) = (cap.as_mut(), target) {
+                if f > *c.time() {
+                    c.downgrade(&f);
+                }
+            }
+        }
+    })
 }
 
 /// The alarm sink, on worker 0: learns card names, renders alarms, records latency per rule and
@@ -307,22 +292,13 @@ pub(crate) fn sink<'s>(
             move |(alarm_input, _alarm_frontier), (name_input, name_frontier), _output| {
                 name_input.for_each(|_, data| {
                     for n in data.drain(..) {
-                        directory
-                            .entry(n.key)
-                            .or_insert_with(|| n.name.into_boxed_str());
+                        directory.entry(n.key).or_insert_with(|| n.name.into_boxed_str());
                     }
                 });
                 let known = |dir: &HashMap<u64, Box<str>>, a: &RawAlarm| {
-                    let mut cards = [
-                        a.trigger.card,
-                        a.other.map(|o| o.card).unwrap_or(CardKey::NONE),
-                    ];
+                    let mut cards = [a.trigger.card, a.other.map(|o| o.card).unwrap_or(CardKey::NONE)];
                     if pack.rule(a.rule).keyspace == Keyspace::Card {
-                        cards[1] = if cards[1].is_some() {
-                            cards[1]
-                        } else {
-                            CardKey(a.key)
-                        };
+                        cards[1] = if cards[1].is_some() { cards[1] } else { CardKey(a.key) };
                     }
                     cards.iter().all(|c| !c.is_some() || dir.contains_key(&c.0))
                 };
@@ -348,10 +324,7 @@ pub(crate) fn sink<'s>(
                 if ready.is_empty() {
                     return;
                 }
-                let renderer = Renderer {
-                    topo: &topo,
-                    pack: &pack,
-                };
+                let renderer = Renderer { topo: &topo, pack: &pack };
                 let name = |c: CardKey| directory.get(&c.0).map(|s| s.to_string());
                 let mut r = report.borrow_mut();
                 for raw in ready {

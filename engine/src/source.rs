@@ -26,26 +26,14 @@ use crate::decode::Reason;
 /// A batch on its way to the owning worker.
 pub(crate) enum Batch {
     /// Whole NDJSON lines; `first_line` numbers the first.
-    Ndjson {
-        bytes: Vec<u8>,
-        first_line: u64,
-        ingest_ns: u64,
-    },
+    Ndjson { bytes: Vec<u8>, first_line: u64, ingest_ns: u64 },
     /// Already decoded events (their `ingest_ns` set at push).
     Events(Vec<Event>),
     /// An Arrow record batch; `first_row` numbers its first row (1-based).
     #[cfg(feature = "arrow")]
-    Arrow {
-        batch: arrow_array::RecordBatch,
-        first_row: u64,
-        ingest_ns: u64,
-    },
+    Arrow { batch: arrow_array::RecordBatch, first_row: u64, ingest_ns: u64 },
     /// A line the pusher already rejected (too long to even buffer).
-    Rejected {
-        line: u64,
-        reason: Reason,
-        detail: String,
-    },
+    Rejected { line: u64, reason: Reason, detail: String },
 }
 
 /// What the workers know of a source.
@@ -99,8 +87,7 @@ impl Registry {
 
     /// Registers a source owned by `owner` (round-robin when `None`).
     pub fn register(self: &Arc<Self>, name: &str, owner: Option<usize>) -> Source {
-        let owner =
-            owner.unwrap_or_else(|| self.next_owner.fetch_add(1, Ordering::Relaxed)) % self.workers;
+        let owner = owner.unwrap_or_else(|| self.next_owner.fetch_add(1, Ordering::Relaxed)) % self.workers;
         let (tx, rx) = crossbeam_channel::bounded(self.queue_batches);
         let shared = Arc::new(SourceShared {
             name: name.into(),
@@ -115,12 +102,7 @@ impl Registry {
         }
         self.version.fetch_add(1, Ordering::SeqCst);
         self.wake(owner);
-        Source {
-            shared,
-            tx: Some(tx),
-            registry: self.clone(),
-            next_line: 1,
-        }
+        Source { shared, tx: Some(tx), registry: self.clone(), next_line: 1 }
     }
 
     pub fn wake(&self, worker: usize) {
@@ -167,10 +149,7 @@ pub struct Source {
 
 impl fmt::Debug for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Source")
-            .field("name", &self.shared.name)
-            .field("owner", &self.shared.owner)
-            .finish()
+        f.debug_struct("Source").field("name", &self.shared.name).field("owner", &self.shared.owner).finish()
     }
 }
 
@@ -215,11 +194,7 @@ impl Source {
     /// one file over several sources).
     pub fn push_ndjson_at(&mut self, bytes: Vec<u8>, first_line: u64) -> Result<(), PushError> {
         let ingest_ns = self.registry.clock.now_ns();
-        self.send(Batch::Ndjson {
-            bytes,
-            first_line,
-            ingest_ns,
-        })
+        self.send(Batch::Ndjson { bytes, first_line, ingest_ns })
     }
 
     /// Non-blocking [`Source::push_ndjson`]: hands the bytes back when the queue is full.
@@ -227,19 +202,13 @@ impl Source {
         let first_line = self.next_line;
         let lines = line_count(&bytes);
         let ingest_ns = self.registry.clock.now_ns();
-        match self.try_send(Batch::Ndjson {
-            bytes,
-            first_line,
-            ingest_ns,
-        }) {
+        match self.try_send(Batch::Ndjson { bytes, first_line, ingest_ns }) {
             Ok(()) => {
                 self.next_line += lines;
                 Ok(())
             }
             Err(TrySendError::Full(Batch::Ndjson { bytes, .. })) => Err(TryPushError::Full(bytes)),
-            Err(TrySendError::Disconnected(Batch::Ndjson { bytes, .. })) => {
-                Err(TryPushError::Closed(bytes))
-            }
+            Err(TrySendError::Disconnected(Batch::Ndjson { bytes, .. })) => Err(TryPushError::Closed(bytes)),
             Err(_) => Err(TryPushError::Closed(Vec::new())),
         }
     }
@@ -254,32 +223,26 @@ impl Source {
         self.send(Batch::Events(events))
     }
 
-    /// Pushes an Arrow record batch with the columns of DESIGN §2.3. Blocks while the queue is full.
+    /// Pushes an Arrow record batch with the columns of DESIGN §2.3; rows are numbered on from
+    /// the previous push. Blocks while the queue is full.
     #[cfg(feature = "arrow")]
     pub fn push_arrow(&mut self, batch: arrow_array::RecordBatch) -> Result<(), PushError> {
         let first_row = self.next_line;
         self.next_line += batch.num_rows() as u64;
+        self.push_arrow_at(batch, first_row)
+    }
+
+    /// Like [`Source::push_arrow`], numbering the first row `first_row`.
+    #[cfg(feature = "arrow")]
+    pub fn push_arrow_at(&mut self, batch: arrow_array::RecordBatch, first_row: u64) -> Result<(), PushError> {
         let ingest_ns = self.registry.clock.now_ns();
-        self.send(Batch::Arrow {
-            batch,
-            first_row,
-            ingest_ns,
-        })
+        self.send(Batch::Arrow { batch, first_row, ingest_ns })
     }
 
     /// Records a line the caller rejected before pushing it (a line too long to buffer), so it is
     /// counted with the engine's other rejections.
-    pub fn reject_line(
-        &mut self,
-        line: u64,
-        reason: Reason,
-        detail: String,
-    ) -> Result<(), PushError> {
-        self.send(Batch::Rejected {
-            line,
-            reason,
-            detail,
-        })
+    pub fn reject_line(&mut self, line: u64, reason: Reason, detail: String) -> Result<(), PushError> {
+        self.send(Batch::Rejected { line, reason, detail })
     }
 
     /// Ends the source: its queued batches are still processed.

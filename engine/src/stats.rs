@@ -41,11 +41,7 @@ impl LatencySummary {
 
 impl fmt::Display for LatencySummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "p50 {} µs, p99 {} µs, p99.9 {} µs, max {} µs",
-            self.p50, self.p99, self.p999, self.max
-        )
+        write!(f, "p50 {} µs, p99 {} µs, p99.9 {} µs, max {} µs", self.p50, self.p99, self.p999, self.max)
     }
 }
 

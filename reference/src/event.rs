@@ -46,10 +46,7 @@ impl Kind {
     }
 
     fn is_access(self) -> bool {
-        matches!(
-            self,
-            Kind::AccessGranted | Kind::AccessDenied | Kind::Duress
-        )
+        matches!(self, Kind::AccessGranted | Kind::AccessDenied | Kind::Duress)
     }
 }
 
@@ -120,13 +117,8 @@ pub(crate) fn decode(line: &str, site: &Site) -> Result<Event, Reject> {
     };
 
     // Every device field, whatever the type, must name a known device of its kind.
-    let mut fields: [(&str, Option<String>); 5] = [
-        ("reader", None),
-        ("door", None),
-        ("camera", None),
-        ("sensor", None),
-        ("device", None),
-    ];
+    let mut fields: [(&str, Option<String>); 5] =
+        [("reader", None), ("door", None), ("camera", None), ("sensor", None), ("device", None)];
     for (name, slot) in &mut fields {
         let Some(id) = opt_str(&obj, name)? else {
             continue;
@@ -146,28 +138,13 @@ pub(crate) fn decode(line: &str, site: &Site) -> Result<Event, Reject> {
         }
         *slot = Some(id);
     }
-    let [
-        (_, reader),
-        (_, door),
-        (_, camera),
-        (_, sensor),
-        (_, device),
-    ] = fields;
+    let [(_, reader), (_, door), (_, camera), (_, sensor), (_, device)] = fields;
     let card = opt_str(&obj, "card")?;
 
-    let mut named: Vec<String> = [&reader, &door, &camera, &sensor, &device]
-        .into_iter()
-        .flatten()
-        .cloned()
-        .collect();
+    let mut named: Vec<String> = [&reader, &door, &camera, &sensor, &device].into_iter().flatten().cloned().collect();
     named.sort();
     named.dedup();
-    let sort_id = [&reader, &door, &camera, &sensor, &device]
-        .into_iter()
-        .flatten()
-        .next()
-        .cloned()
-        .unwrap_or_default();
+    let sort_id = [&reader, &door, &camera, &sensor, &device].into_iter().flatten().next().cloned().unwrap_or_default();
 
     let mut event = Event {
         ts,
@@ -236,11 +213,8 @@ pub(crate) fn decode(line: &str, site: &Site) -> Result<Event, Reject> {
 /// Decodes every line, skipping blank and rejected ones, and sorts by (ts, rank, device id)
 /// with input order as the last tie-break.
 pub(crate) fn decode_all(ndjson: &str, site: &Site) -> Vec<Event> {
-    let mut events: Vec<Event> = ndjson
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .filter_map(|l| decode(l, site).ok())
-        .collect();
+    let mut events: Vec<Event> =
+        ndjson.lines().filter(|l| !l.trim().is_empty()).filter_map(|l| decode(l, site).ok()).collect();
     // `sort_by` is stable, which keeps input order for full ties.
     events.sort_by(|a, b| (a.ts, a.kind, &a.sort_id).cmp(&(b.ts, b.kind, &b.sort_id)));
     events
@@ -290,49 +264,19 @@ mod tests {
             (r#"{"ts":1,"camera":"c1"}"#, "missing type"),
             (r#"{"ts":-1,"type":"motion","camera":"c1"}"#, "bad ts"),
             (r#"{"ts":1.5,"type":"motion","camera":"c1"}"#, "bad ts"),
-            (
-                r#"{"ts":"yesterday","type":"motion","camera":"c1"}"#,
-                "bad ts",
-            ),
+            (r#"{"ts":"yesterday","type":"motion","camera":"c1"}"#, "bad ts"),
             (r#"{"ts":1,"type":"wave","camera":"c1"}"#, "unknown type"),
-            (
-                r#"{"ts":1,"type":"motion","camera":"c9"}"#,
-                "unknown device",
-            ),
-            (
-                r#"{"ts":1,"type":"motion","camera":"d1"}"#,
-                "device of the wrong kind",
-            ),
+            (r#"{"ts":1,"type":"motion","camera":"c9"}"#, "unknown device"),
+            (r#"{"ts":1,"type":"motion","camera":"d1"}"#, "device of the wrong kind"),
             (r#"{"ts":1,"type":"motion"}"#, "missing camera"),
-            (
-                r#"{"ts":1,"type":"motion","camera":"c1","door":"zz"}"#,
-                "unknown device",
-            ),
-            (
-                r#"{"ts":1,"type":"access.granted","reader":"r1"}"#,
-                "missing card",
-            ),
-            (
-                r#"{"ts":1,"type":"access.denied"}"#,
-                "missing reader or door",
-            ),
-            (
-                r#"{"ts":1,"type":"door.opened","reader":"r1"}"#,
-                "missing door",
-            ),
-            (
-                r#"{"ts":1,"type":"glass_break","camera":"c1"}"#,
-                "missing sensor",
-            ),
+            (r#"{"ts":1,"type":"motion","camera":"c1","door":"zz"}"#, "unknown device"),
+            (r#"{"ts":1,"type":"access.granted","reader":"r1"}"#, "missing card"),
+            (r#"{"ts":1,"type":"access.denied"}"#, "missing reader or door"),
+            (r#"{"ts":1,"type":"door.opened","reader":"r1"}"#, "missing door"),
+            (r#"{"ts":1,"type":"glass_break","camera":"c1"}"#, "missing sensor"),
             (r#"{"ts":1,"type":"heartbeat"}"#, "missing device"),
-            (
-                r#"{"ts":1,"type":"line.crossed","camera":"c1","count":-1}"#,
-                "bad count",
-            ),
-            (
-                r#"{"ts":1,"type":"line.crossed","camera":"c1","direction":"up"}"#,
-                "bad direction",
-            ),
+            (r#"{"ts":1,"type":"line.crossed","camera":"c1","count":-1}"#, "bad count"),
+            (r#"{"ts":1,"type":"line.crossed","camera":"c1","direction":"up"}"#, "bad direction"),
         ] {
             assert_eq!(decode(line, &s).map(|_| ()), Err(reason), "{line}");
         }
@@ -341,22 +285,15 @@ mod tests {
     #[test]
     fn access_events_take_door_and_direction_from_the_reader() {
         let s = site();
-        let e = decode(
-            r#"{"ts":"1970-01-01T00:00:01Z","type":"duress","reader":"r1"}"#,
-            &s,
-        )
-        .expect("accepted");
+        let e = decode(r#"{"ts":"1970-01-01T00:00:01Z","type":"duress","reader":"r1"}"#, &s).expect("accepted");
         assert_eq!(e.ts, 1000);
         assert_eq!(e.door.as_deref(), Some("d1"));
         assert_eq!(e.direction, Direction::Out);
         assert_eq!(e.named, vec!["r1".to_string()]);
         let e = decode(r#"{"ts":1,"type":"access.denied","door":"d1"}"#, &s).expect("accepted");
         assert_eq!(e.direction, Direction::In);
-        let e = decode(
-            r#"{"ts":1,"type":"access.denied","door":"d1","direction":"out","card":"k"}"#,
-            &s,
-        )
-        .expect("accepted");
+        let e = decode(r#"{"ts":1,"type":"access.denied","door":"d1","direction":"out","card":"k"}"#, &s)
+            .expect("accepted");
         assert_eq!(e.direction, Direction::Out);
         let e = decode(r#"{"ts":1,"type":"heartbeat","device":"r1"}"#, &s).expect("accepted");
         assert_eq!(e.named, vec!["r1".to_string()]);
@@ -373,10 +310,8 @@ mod tests {
             r#"{"ts":5,"type":"heartbeat","device":"c1"}"#,
         ]
         .join("\n");
-        let order: Vec<(i64, Kind, String)> = decode_all(&input, &s)
-            .into_iter()
-            .map(|e| (e.ts, e.kind, e.sort_id))
-            .collect();
+        let order: Vec<(i64, Kind, String)> =
+            decode_all(&input, &s).into_iter().map(|e| (e.ts, e.kind, e.sort_id)).collect();
         assert_eq!(
             order,
             vec![

@@ -107,37 +107,19 @@ pub fn evaluate(site_toml: &str, ndjson: &str, rules: &[&str]) -> Result<Vec<Ref
     let site = site::Site::parse(site_toml)?;
     let events = event::decode_all(ndjson, &site);
     let max_ts = events.iter().map(|e| e.ts).max().unwrap_or(i64::MIN);
-    let input = rules::Input {
-        site: &site,
-        events: &events,
-        max_ts,
-    };
-    let selected: Vec<&str> = if rules.is_empty() {
-        DEFAULT_RULES.to_vec()
-    } else {
-        rules.to_vec()
-    };
+    let input = rules::Input { site: &site, events: &events, max_ts };
+    let selected: Vec<&str> = if rules.is_empty() { DEFAULT_RULES.to_vec() } else { rules.to_vec() };
     let mut candidates = Vec::new();
     for name in selected {
-        assert!(
-            DEFAULT_RULES.contains(&name),
-            "vigil-reference: unknown rule {name:?}"
-        );
+        assert!(DEFAULT_RULES.contains(&name), "vigil-reference: unknown rule {name:?}");
         rules::run(name, &input, &mut candidates);
     }
     // Sorted by (rule, ts, key, stream order): the first of each identity is the earliest trigger.
     candidates.sort();
-    candidates.dedup_by(|later, first| {
-        later.rule == first.rule && later.ts == first.ts && later.key == first.key
-    });
+    candidates.dedup_by(|later, first| later.rule == first.rule && later.ts == first.ts && later.key == first.key);
     Ok(candidates
         .into_iter()
-        .map(|c| RefAlarm {
-            rule: c.rule.to_string(),
-            ts: c.ts,
-            key: c.key,
-            priority: c.priority,
-        })
+        .map(|c| RefAlarm { rule: c.rule.to_string(), ts: c.ts, key: c.key, priority: c.priority })
         .collect())
 }
 

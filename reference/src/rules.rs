@@ -55,22 +55,13 @@ pub(crate) struct Input<'a> {
 }
 
 fn priority(rule: &str, criticality: i64) -> u8 {
-    let base = RULES
-        .iter()
-        .find(|(name, _)| *name == rule)
-        .map_or(0, |(_, p)| *p);
+    let base = RULES.iter().find(|(name, _)| *name == rule).map_or(0, |(_, p)| *p);
     // Clamped into 1..=255, so the cast is exact.
     (base + 10 * (criticality - 3)).clamp(1, 255) as u8
 }
 
 fn candidate(rule: &'static str, ts: i64, key: &str, order: usize, criticality: i64) -> Candidate {
-    Candidate {
-        rule,
-        ts,
-        key: key.to_string(),
-        order,
-        priority: priority(rule, criticality),
-    }
+    Candidate { rule, ts, key: key.to_string(), order, priority: priority(rule, criticality) }
 }
 
 impl Input<'_> {
@@ -211,27 +202,17 @@ fn tailgating(input: &Input<'_>, out: &mut Vec<Candidate>) {
         let mut tokens: VecDeque<i64> = VecDeque::new();
         for (i, e) in input.events.iter().enumerate() {
             match e.kind {
-                Kind::AccessGranted
-                    if e.door.as_deref() == Some(door_id.as_str())
-                        && e.direction == Direction::In =>
-                {
+                Kind::AccessGranted if e.door.as_deref() == Some(door_id.as_str()) && e.direction == Direction::In => {
                     tokens.push_back(e.ts);
                 }
                 Kind::LineCrossed
                     if e.direction == Direction::In
-                        && e.camera
-                            .as_deref()
-                            .is_some_and(|c| input.watches(c, door_id)) =>
+                        && e.camera.as_deref().is_some_and(|c| input.watches(c, door_id)) =>
                 {
-                    while tokens
-                        .front()
-                        .is_some_and(|g| g.saturating_add(TAILGATE_TOKEN_MS) < e.ts)
-                    {
+                    while tokens.front().is_some_and(|g| g.saturating_add(TAILGATE_TOKEN_MS) < e.ts) {
                         tokens.pop_front();
                     }
-                    let served = tokens
-                        .len()
-                        .min(usize::try_from(e.count).unwrap_or(usize::MAX));
+                    let served = tokens.len().min(usize::try_from(e.count).unwrap_or(usize::MAX));
                     tokens.drain(..served);
                     let excess = e.count - served as u64;
                     if excess >= 1 {
@@ -263,8 +244,7 @@ fn anti_passback(input: &Input<'_>, out: &mut Vec<Candidate>) {
             Some(&(area, last)) if e.ts - last < PASSBACK_RESET_MS => area,
             _ => None,
         };
-        let enforced =
-            input.site.areas[&door.from].anti_passback || input.site.areas[&door.to].anti_passback;
+        let enforced = input.site.areas[&door.from].anti_passback || input.site.areas[&door.to].anti_passback;
         if enforced && current.is_some_and(|a| a != x) {
             out.push(candidate("anti_passback", e.ts, card, i, door.criticality));
         }
@@ -285,11 +265,7 @@ fn access_denied_burst(input: &Input<'_>, out: &mut Vec<Candidate>, by_door: boo
         if e.kind != Kind::AccessDenied {
             continue;
         }
-        let key = if by_door {
-            e.door.as_deref()
-        } else {
-            e.card.as_deref()
-        };
+        let key = if by_door { e.door.as_deref() } else { e.card.as_deref() };
         if let Some(k) = key {
             by_key.entry(k).or_default().push(i);
         }
@@ -298,10 +274,7 @@ fn access_denied_burst(input: &Input<'_>, out: &mut Vec<Candidate>, by_door: boo
         let mut quiet_until: Option<i64> = None;
         for (n, &i) in positions.iter().enumerate() {
             let t = input.events[i].ts;
-            let count = positions[..=n]
-                .iter()
-                .filter(|&&j| input.events[j].ts >= t - DENIED_WINDOW_MS)
-                .count();
+            let count = positions[..=n].iter().filter(|&&j| input.events[j].ts >= t - DENIED_WINDOW_MS).count();
             let quiet = quiet_until.is_some_and(|q| t <= q);
             if count >= threshold && !quiet {
                 let door = input.events[i].door.as_deref().unwrap_or_default();
@@ -328,13 +301,7 @@ fn impossible_travel(input: &Input<'_>, out: &mut Vec<Candidate>) {
             if prev_site != site {
                 if let Some(min_ms) = input.site.min_travel_ms(prev_site, site) {
                     if e.ts - prev_ts < min_ms {
-                        out.push(candidate(
-                            "impossible_travel",
-                            e.ts,
-                            card,
-                            i,
-                            door.criticality,
-                        ));
+                        out.push(candidate("impossible_travel", e.ts, card, i, door.criticality));
                     }
                 }
             }
@@ -347,13 +314,7 @@ fn duress(input: &Input<'_>, out: &mut Vec<Candidate>) {
     for (i, e) in input.events.iter().enumerate() {
         if e.kind == Kind::Duress {
             if let Some(door) = e.door.as_deref() {
-                out.push(candidate(
-                    "duress",
-                    e.ts,
-                    door,
-                    i,
-                    input.door_criticality(door),
-                ));
+                out.push(candidate("duress", e.ts, door, i, input.door_criticality(door)));
             }
         }
     }
@@ -364,20 +325,14 @@ fn intrusion_confirmed(input: &Input<'_>, out: &mut Vec<Candidate>) {
         if !matches!(s.kind, Kind::Intrusion | Kind::GlassBreak) {
             continue;
         }
-        let Some(area) = s
-            .sensor
-            .as_deref()
-            .and_then(|id| input.site.sensors[id].area.as_deref())
-        else {
+        let Some(area) = s.sensor.as_deref().and_then(|id| input.site.sensors[id].area.as_deref()) else {
             continue;
         };
         let confirmed = input.events.iter().any(|m| {
             m.kind == Kind::Motion
                 && m.ts >= s.ts - INTRUSION_BEFORE_MS
                 && m.ts <= s.ts.saturating_add(INTRUSION_WITHIN_MS)
-                && m.camera
-                    .as_deref()
-                    .is_some_and(|c| input.area_of_camera(c) == Some(area))
+                && m.camera.as_deref().is_some_and(|c| input.area_of_camera(c) == Some(area))
         });
         if confirmed {
             let crit = input.site.areas[area].criticality;
@@ -387,16 +342,11 @@ fn intrusion_confirmed(input: &Input<'_>, out: &mut Vec<Candidate>) {
 }
 
 fn device_offline(input: &Input<'_>, out: &mut Vec<Candidate>) {
-    let named: BTreeSet<&str> = input
-        .events
-        .iter()
-        .flat_map(|e| e.named.iter().map(String::as_str))
-        .collect();
+    let named: BTreeSet<&str> = input.events.iter().flat_map(|e| e.named.iter().map(String::as_str)).collect();
     for device in named {
         let window = OFFLINE_FACTOR.saturating_mul(input.site.heartbeat_ms(device));
-        let positions: Vec<usize> = (0..input.events.len())
-            .filter(|&i| input.events[i].named.iter().any(|n| n == device))
-            .collect();
+        let positions: Vec<usize> =
+            (0..input.events.len()).filter(|&i| input.events[i].named.iter().any(|n| n == device)).collect();
         let mut heard_heartbeat = false;
         for (n, &i) in positions.iter().enumerate() {
             let e = &input.events[i];
@@ -435,13 +385,7 @@ fn after_hours_access(input: &Input<'_>, out: &mut Vec<Candidate>) {
         };
         let offset_min = input.site.sites[&door.site].utc_offset_min;
         if !schedule.contains(e.ts.saturating_add(offset_min.saturating_mul(60_000))) {
-            out.push(candidate(
-                "after_hours_access",
-                e.ts,
-                card,
-                i,
-                door.criticality,
-            ));
+            out.push(candidate("after_hours_access", e.ts, card, i, door.criticality));
         }
     }
 }

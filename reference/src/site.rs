@@ -200,18 +200,14 @@ fn err(msg: String) -> RefError {
 
 fn check_criticality(what: &str, id: &str, c: Option<i64>) -> Result<Option<i64>, RefError> {
     match c {
-        Some(c) if !(1..=5).contains(&c) => Err(err(format!(
-            "{what} {id}: criticality {c} is outside 1..=5"
-        ))),
+        Some(c) if !(1..=5).contains(&c) => Err(err(format!("{what} {id}: criticality {c} is outside 1..=5"))),
         _ => Ok(c),
     }
 }
 
 fn check_heartbeat(what: &str, id: &str, hb: Option<i64>) -> Result<Option<i64>, RefError> {
     match hb {
-        Some(h) if h <= 0 => Err(err(format!(
-            "{what} {id}: heartbeat_s {h} must be positive"
-        ))),
+        Some(h) if h <= 0 => Err(err(format!("{what} {id}: heartbeat_s {h} must be positive"))),
         _ => Ok(hb),
     }
 }
@@ -232,26 +228,19 @@ impl Site {
         let mut sites = BTreeMap::new();
         for s in raw_sites {
             let hb = check_heartbeat("site", &s.id, s.heartbeat_s)?;
-            let info = SiteInfo {
-                utc_offset_min: s.utc_offset_min.unwrap_or(0),
-                heartbeat_s: hb.unwrap_or(60),
-            };
+            let info = SiteInfo { utc_offset_min: s.utc_offset_min.unwrap_or(0), heartbeat_s: hb.unwrap_or(60) };
             if sites.insert(s.id.clone(), info).is_some() {
                 return Err(err(format!("duplicate site {}", s.id)));
             }
         }
-        let only_site = if sites.len() == 1 {
-            sites.keys().next().cloned()
-        } else {
-            None
-        };
+        let only_site = if sites.len() == 1 { sites.keys().next().cloned() } else { None };
         let site_of = |what: &str, id: &str, site: Option<String>| -> Result<String, RefError> {
             match site {
                 Some(s) if sites.contains_key(&s) => Ok(s),
                 Some(s) => Err(err(format!("{what} {id}: unknown site {s}"))),
-                None => only_site.clone().ok_or_else(|| {
-                    err(format!("{what} {id}: no site given and there are several"))
-                }),
+                None => {
+                    only_site.clone().ok_or_else(|| err(format!("{what} {id}: no site given and there are several")))
+                }
             }
         };
 
@@ -262,16 +251,10 @@ impl Site {
             site_of("area", &a.id, a.site)?;
             let criticality = check_criticality("area", &a.id, a.criticality)?.unwrap_or(3);
             let schedule = match &a.schedule {
-                Some(s) => {
-                    Some(Schedule::parse(s).map_err(|e| err(format!("area {}: {e}", a.id)))?)
-                }
+                Some(s) => Some(Schedule::parse(s).map_err(|e| err(format!("area {}: {e}", a.id)))?),
                 None => None,
             };
-            let area = Area {
-                schedule,
-                criticality,
-                anti_passback: a.anti_passback.unwrap_or(false),
-            };
+            let area = Area { schedule, criticality, anti_passback: a.anti_passback.unwrap_or(false) };
             if areas.insert(a.id.clone(), area).is_some() {
                 return Err(err(format!("duplicate area {}", a.id)));
             }
@@ -296,20 +279,12 @@ impl Site {
             }
         }
         let area_exists = |what: &str, id: &str, area: &str| -> Result<(), RefError> {
-            if areas.contains_key(area) {
-                Ok(())
-            } else {
-                Err(err(format!("{what} {id}: unknown area {area}")))
-            }
+            if areas.contains_key(area) { Ok(()) } else { Err(err(format!("{what} {id}: unknown area {area}"))) }
         };
 
         let mut devices: BTreeMap<String, DeviceInfo> = BTreeMap::new();
         let mut add_device = |id: &str, kind, site: String, hb: Option<i64>| {
-            let info = DeviceInfo {
-                kind,
-                site,
-                heartbeat_s: hb,
-            };
+            let info = DeviceInfo { kind, site, heartbeat_s: hb };
             if devices.insert(id.to_string(), info).is_some() {
                 Err(err(format!("duplicate device id {id}")))
             } else {
@@ -371,17 +346,10 @@ impl Site {
             }
             let direction = match r.direction.as_deref() {
                 None => Direction::In,
-                Some(s) => Direction::parse(s)
-                    .ok_or_else(|| err(format!("reader {}: bad direction {s:?}", r.id)))?,
+                Some(s) => Direction::parse(s).ok_or_else(|| err(format!("reader {}: bad direction {s:?}", r.id)))?,
             };
             add_device(&r.id, DeviceKind::Reader, site, hb)?;
-            readers.insert(
-                r.id,
-                Reader {
-                    door: r.door,
-                    direction,
-                },
-            );
+            readers.insert(r.id, Reader { door: r.door, direction });
         }
 
         let mut sensors = BTreeMap::new();
@@ -421,34 +389,19 @@ impl Site {
             travel.push((a, b, t.min_s.saturating_mul(1000)));
         }
 
-        Ok(Site {
-            sites,
-            areas,
-            doors,
-            readers,
-            cameras,
-            sensors,
-            devices,
-            travel,
-        })
+        Ok(Site { sites, areas, doors, readers, cameras, sensors, devices, travel })
     }
 
     /// Heartbeat interval of a device in ms: its own `heartbeat_s`, else its site's.
     pub(crate) fn heartbeat_ms(&self, device: &str) -> i64 {
         let info = &self.devices[device];
-        let s = info
-            .heartbeat_s
-            .unwrap_or_else(|| self.sites.get(&info.site).map_or(60, |s| s.heartbeat_s));
+        let s = info.heartbeat_s.unwrap_or_else(|| self.sites.get(&info.site).map_or(60, |s| s.heartbeat_s));
         s.saturating_mul(1000)
     }
 
     /// The largest `min_s` (in ms) of the `[[travel]]` entries between two distinct sites.
     pub(crate) fn min_travel_ms(&self, s1: &str, s2: &str) -> Option<i64> {
-        self.travel
-            .iter()
-            .filter(|(a, b, _)| (a == s1 && b == s2) || (a == s2 && b == s1))
-            .map(|(_, _, ms)| *ms)
-            .max()
+        self.travel.iter().filter(|(a, b, _)| (a == s1 && b == s2) || (a == s2 && b == s1)).map(|(_, _, ms)| *ms).max()
     }
 }
 
@@ -474,25 +427,13 @@ mod tests {
     fn unknown_references_are_reported_with_the_id() {
         let base = "[site]\nid = \"hq\"\n[[area]]\nid = \"out\"\n";
         for (extra, needle) in [
-            (
-                "[[door]]\nid = \"d\"\nfrom = \"out\"\nto = \"nowhere\"\n",
-                "door d",
-            ),
+            ("[[door]]\nid = \"d\"\nfrom = \"out\"\nto = \"nowhere\"\n", "door d"),
             ("[[reader]]\nid = \"r\"\ndoor = \"nodoor\"\n", "reader r"),
-            (
-                "[[door]]\nid = \"d\"\nfrom = \"out\"\nto = \"out\"\ncameras = [\"c\"]\n",
-                "unknown camera c",
-            ),
+            ("[[door]]\nid = \"d\"\nfrom = \"out\"\nto = \"out\"\ncameras = [\"c\"]\n", "unknown camera c"),
             ("[[area]]\nid = \"p\"\nparent = \"q\"\n", "area p"),
-            (
-                "[[area]]\nid = \"p\"\nparent = \"q\"\n[[area]]\nid = \"q\"\nparent = \"p\"\n",
-                "cycle",
-            ),
+            ("[[area]]\nid = \"p\"\nparent = \"q\"\n[[area]]\nid = \"q\"\nparent = \"p\"\n", "cycle"),
             ("[[travel]]\nbetween = [\"hq\", \"zz\"]\nmin_s = 1\n", "zz"),
-            (
-                "[[device]]\nid = \"out2\"\n[[camera]]\nid = \"out2\"\n",
-                "duplicate",
-            ),
+            ("[[device]]\nid = \"out2\"\n[[camera]]\nid = \"out2\"\n", "duplicate"),
         ] {
             let e = Site::parse(&format!("{base}{extra}")).expect_err(extra);
             assert!(e.to_string().contains(needle), "{e} lacks {needle}");

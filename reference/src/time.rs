@@ -114,11 +114,8 @@ pub(crate) fn parse_rfc3339(s: &str) -> Option<i64> {
     if p != b.len() {
         return None;
     }
-    let local = days_from_civil(year, month, day) * DAY_MS
-        + hour * 3_600_000
-        + minute * 60_000
-        + second * 1000
-        + millis;
+    let local =
+        days_from_civil(year, month, day) * DAY_MS + hour * 3_600_000 + minute * 60_000 + second * 1000 + millis;
     Some(local - offset_min * 60_000)
 }
 
@@ -206,11 +203,7 @@ impl Schedule {
             if start_min >= 24 * 60 || end_min <= start_min {
                 return Err(bad());
             }
-            entries.push(ScheduleEntry {
-                days,
-                start_min,
-                end_min,
-            });
+            entries.push(ScheduleEntry { days, start_min, end_min });
         }
         if entries.is_empty() {
             return Err(format!("empty schedule {s:?}"));
@@ -223,11 +216,9 @@ impl Schedule {
         let day = local_ms.div_euclid(DAY_MS);
         let ms_of_day = local_ms.rem_euclid(DAY_MS);
         let wd = weekday(day);
-        self.entries.iter().any(|e| {
-            e.days & (1 << wd) != 0
-                && ms_of_day >= e.start_min * 60_000
-                && ms_of_day < e.end_min * 60_000
-        })
+        self.entries
+            .iter()
+            .any(|e| e.days & (1 << wd) != 0 && ms_of_day >= e.start_min * 60_000 && ms_of_day < e.end_min * 60_000)
     }
 }
 
@@ -238,22 +229,10 @@ mod tests {
     #[test]
     fn rfc3339_matches_known_instants() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(
-            parse_rfc3339("2025-11-22T08:00:00.123Z"),
-            Some(1_763_798_400_123)
-        );
-        assert_eq!(
-            parse_rfc3339("2025-11-22T09:00:00.123+01:00"),
-            Some(1_763_798_400_123)
-        );
-        assert_eq!(
-            parse_rfc3339("2025-11-22t07:30:00.1-00:30"),
-            Some(1_763_798_400_100)
-        );
-        assert_eq!(
-            parse_rfc3339("2025-11-22T08:00:00.123456z"),
-            Some(1_763_798_400_123)
-        );
+        assert_eq!(parse_rfc3339("2025-11-22T08:00:00.123Z"), Some(1_763_798_400_123));
+        assert_eq!(parse_rfc3339("2025-11-22T09:00:00.123+01:00"), Some(1_763_798_400_123));
+        assert_eq!(parse_rfc3339("2025-11-22t07:30:00.1-00:30"), Some(1_763_798_400_100));
+        assert_eq!(parse_rfc3339("2025-11-22T08:00:00.123456z"), Some(1_763_798_400_123));
         assert_eq!(parse_rfc3339("2000-02-29T00:00:00Z"), Some(951_782_400_000));
         assert_eq!(parse_rfc3339("1969-12-31T23:00:00Z"), Some(-3_600_000));
     }
@@ -300,13 +279,7 @@ mod tests {
 
     #[test]
     fn schedule_rejects_bad_entries() {
-        for s in [
-            "",
-            "Mon",
-            "Mon 09:00-08:00",
-            "Xyz 08:00-09:00",
-            "Mon 8:00-9:00",
-        ] {
+        for s in ["", "Mon", "Mon 09:00-08:00", "Xyz 08:00-09:00", "Mon 8:00-9:00"] {
             assert!(Schedule::parse(s).is_err(), "{s}");
         }
     }

@@ -158,27 +158,13 @@ pub struct Renderer<'a> {
 
 impl Renderer<'_> {
     /// The key string of an alarm (for identity comparisons).
-    pub fn key_name(
-        &self,
-        raw: &RawAlarm,
-        card_name: &dyn Fn(CardKey) -> Option<String>,
-    ) -> String {
+    pub fn key_name(&self, raw: &RawAlarm, card_name: &dyn Fn(CardKey) -> Option<String>) -> String {
         let space = self.pack.rule(raw.rule).keyspace;
         match space {
-            Keyspace::Door => self
-                .topo
-                .device_info(self.topo.door_info(DoorIx(raw.key as u32)).device)
-                .id
-                .to_string(),
+            Keyspace::Door => self.topo.device_info(self.topo.door_info(DoorIx(raw.key as u32)).device).id.to_string(),
             Keyspace::Area => self.topo.area_info(AreaIx(raw.key as u32)).id.to_string(),
-            Keyspace::Device => self
-                .topo
-                .device_info(DeviceIx(raw.key as u32))
-                .id
-                .to_string(),
-            Keyspace::Card => {
-                card_name(CardKey(raw.key)).unwrap_or_else(|| format!("#{:016x}", raw.key))
-            }
+            Keyspace::Device => self.topo.device_info(DeviceIx(raw.key as u32)).id.to_string(),
+            Keyspace::Card => card_name(CardKey(raw.key)).unwrap_or_else(|| format!("#{:016x}", raw.key)),
         }
     }
 
@@ -209,26 +195,17 @@ impl Renderer<'_> {
         };
         let priority = priority(rule.priority, criticality);
         let cameras: Vec<String> = match (rule.keyspace, door) {
-            (Keyspace::Area, _) => area
-                .map(|a| topo.area_info(a).cameras.clone())
-                .unwrap_or_default(),
+            (Keyspace::Area, _) => area.map(|a| topo.area_info(a).cameras.clone()).unwrap_or_default(),
             (_, Some(d)) => topo.door_info(d).cameras.clone(),
             _ => Vec::new(),
         }
         .into_iter()
         .map(|c| topo.device_info(c).id.to_string())
         .collect();
-        let site = door
-            .map(|d| topo.device_info(topo.door_info(d).device).site)
-            .unwrap_or(trigger_dev.site);
+        let site = door.map(|d| topo.device_info(topo.door_info(d).device).site).unwrap_or(trigger_dev.site);
         let card = match rule.keyspace {
             Keyspace::Card => Some(self.key_name(raw, card_name)),
-            _ => raw
-                .trigger
-                .card
-                .is_some()
-                .then(|| card_name(raw.trigger.card))
-                .flatten(),
+            _ => raw.trigger.card.is_some().then(|| card_name(raw.trigger.card)).flatten(),
         };
         let mut evidence = vec![self.evidence(&raw.trigger, card_name)];
         if let Some(other) = &raw.other {
@@ -263,28 +240,17 @@ impl Renderer<'_> {
             DeviceKind::Sensor(_) => "sensor",
             DeviceKind::Other => "device",
         };
-        let field = if ev.kind == EventType::Heartbeat {
-            "device"
-        } else {
-            field
-        };
+        let field = if ev.kind == EventType::Heartbeat { "device" } else { field };
         let mut devices = vec![(field, dev.id.to_string())];
         if dev.kind == DeviceKind::Reader {
             if let Some(d) = dev.door {
-                devices.push((
-                    "door",
-                    self.topo
-                        .device_info(self.topo.door_info(d).device)
-                        .id
-                        .to_string(),
-                ));
+                devices.push(("door", self.topo.device_info(self.topo.door_info(d).device).id.to_string()));
             }
         }
         let direction = match ev.kind {
-            EventType::LineCrossed
-            | EventType::AccessGranted
-            | EventType::AccessDenied
-            | EventType::Duress => Some(if ev.is_out() { "out" } else { "in" }),
+            EventType::LineCrossed | EventType::AccessGranted | EventType::AccessDenied | EventType::Duress => {
+                Some(if ev.is_out() { "out" } else { "in" })
+            }
             _ => None,
         };
         Evidence {
@@ -304,14 +270,7 @@ impl Alarm {
         let mut s = String::with_capacity(256);
         write!(s, "{{\"id\":{},\"rule\":", self.id).ok();
         json_str(&mut s, &self.rule);
-        write!(
-            s,
-            ",\"ts\":{},\"priority\":{},\"band\":\"{}\"",
-            self.ts,
-            self.priority,
-            self.band.name()
-        )
-        .ok();
+        write!(s, ",\"ts\":{},\"priority\":{},\"band\":\"{}\"", self.ts, self.priority, self.band.name()).ok();
         for (name, value) in [
             ("site", &self.site),
             ("door", &self.door),
@@ -364,17 +323,13 @@ impl Alarm {
 
     /// The identity key string (door, card, area or device, by the rule's keyspace).
     pub fn key(&self) -> Option<&str> {
-        self.device
-            .as_deref()
-            .filter(|_| self.rule == "device_offline")
-            .or(match self.rule.as_str() {
-                "anti_passback"
-                | "access_denied_burst"
-                | "impossible_travel"
-                | "after_hours_access" => self.card.as_deref(),
-                "intrusion_confirmed" => self.area.as_deref(),
-                _ => self.door.as_deref(),
-            })
+        self.device.as_deref().filter(|_| self.rule == "device_offline").or(match self.rule.as_str() {
+            "anti_passback" | "access_denied_burst" | "impossible_travel" | "after_hours_access" => {
+                self.card.as_deref()
+            }
+            "intrusion_confirmed" => self.area.as_deref(),
+            _ => self.door.as_deref(),
+        })
     }
 }
 

@@ -107,10 +107,7 @@ impl EventType {
 
     /// True for the access-control events that are presented at a reader or door.
     pub const fn is_access(self) -> bool {
-        matches!(
-            self,
-            EventType::AccessGranted | EventType::AccessDenied | EventType::Duress
-        )
+        matches!(self, EventType::AccessGranted | EventType::AccessDenied | EventType::Duress)
     }
 }
 
@@ -153,9 +150,7 @@ impl TypeSet {
 /// engine keeps a directory from key back to the id string for alarms. `CardKey::NONE` (0) means
 /// "no card". With a 64-bit hash the chance of any collision among one million cards is about
 /// 3 × 10⁻⁸.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub struct CardKey(pub u64);
 
 impl CardKey {
@@ -218,10 +213,7 @@ impl Event {
         (
             self.ts.0,
             self.kind.rank(),
-            device_order
-                .get(self.device.0 as usize)
-                .copied()
-                .unwrap_or(u32::MAX),
+            device_order.get(self.device.0 as usize).copied().unwrap_or(u32::MAX),
             self.card.0,
             self.count,
             self.flags,

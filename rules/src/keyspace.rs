@@ -20,12 +20,7 @@ pub enum Keyspace {
 
 impl Keyspace {
     /// Every keyspace.
-    pub const ALL: [Keyspace; 4] = [
-        Keyspace::Door,
-        Keyspace::Card,
-        Keyspace::Area,
-        Keyspace::Device,
-    ];
+    pub const ALL: [Keyspace; 4] = [Keyspace::Door, Keyspace::Card, Keyspace::Area, Keyspace::Device];
 
     /// The `group_by` name.
     pub const fn name(self) -> &'static str {
@@ -84,17 +79,9 @@ pub fn can_emit(kind: DeviceKind, t: EventType) -> bool {
     use EventType::*;
     match kind {
         _ if t == Heartbeat => true,
-        DeviceKind::Door => matches!(
-            t,
-            AccessGranted
-                | AccessDenied
-                | Duress
-                | Rex
-                | DoorForced
-                | DoorOpened
-                | DoorHeld
-                | DoorClosed
-        ),
+        DeviceKind::Door => {
+            matches!(t, AccessGranted | AccessDenied | Duress | Rex | DoorForced | DoorOpened | DoorHeld | DoorClosed)
+        }
         DeviceKind::Reader => matches!(t, AccessGranted | AccessDenied | Duress),
         DeviceKind::Camera => matches!(t, Motion | LineCrossed | CameraTamper),
         DeviceKind::Sensor(_) => matches!(t, Intrusion | GlassBreak),

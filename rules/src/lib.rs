@@ -38,6 +38,4 @@ pub use keyspace::{Key, Keyspace};
 pub use pack::{RuleDef, RuleId, RuleKind, RulePack};
 pub use schedule::Schedule;
 pub use time::{EventTime, Lateness, Watermark};
-pub use topology::{
-    AreaIx, DeviceIx, DeviceKind, DoorIx, SiteIx, Topology, TopologyError, TopologyErrors,
-};
+pub use topology::{AreaIx, DeviceIx, DeviceKind, DoorIx, SiteIx, Topology, TopologyError, TopologyErrors};

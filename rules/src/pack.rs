@@ -82,30 +82,15 @@ impl RulePack {
                 id: "forced_entry_confirmed".into(),
                 priority: 230,
                 keyspace: Keyspace::Door,
-                kind: RuleKind::Sequence {
-                    first: FORCED,
-                    then: VIDEO,
-                    before_ms: 5_000,
-                    within_ms: 10_000,
-                },
+                kind: RuleKind::Sequence { first: FORCED, then: VIDEO, before_ms: 5_000, within_ms: 10_000 },
             },
             RuleDef {
                 id: "forced_entry_unconfirmed".into(),
                 priority: 140,
                 keyspace: Keyspace::Door,
-                kind: RuleKind::Absence {
-                    first: FORCED,
-                    then: VIDEO,
-                    before_ms: 5_000,
-                    within_ms: 10_000,
-                },
+                kind: RuleKind::Absence { first: FORCED, then: VIDEO, before_ms: 5_000, within_ms: 10_000 },
             },
-            RuleDef {
-                id: "door_held_open".into(),
-                priority: 110,
-                keyspace: Keyspace::Door,
-                kind: RuleKind::HeldOpen,
-            },
+            RuleDef { id: "door_held_open".into(), priority: 110, keyspace: Keyspace::Door, kind: RuleKind::HeldOpen },
         ])
     }
 
@@ -121,10 +106,7 @@ impl RulePack {
 
     /// Looks a rule up by its string id.
     pub fn find(&self, id: &str) -> Option<RuleId> {
-        self.rules
-            .iter()
-            .position(|r| r.id == id)
-            .map(|i| RuleId(i as u16))
+        self.rules.iter().position(|r| r.id == id).map(|i| RuleId(i as u16))
     }
 
     /// Only the rules whose id is in `keep` (all when `keep` is empty).
@@ -132,13 +114,7 @@ impl RulePack {
         if keep.is_empty() {
             return self.clone();
         }
-        RulePack::new(
-            self.rules
-                .iter()
-                .filter(|r| keep.contains(&r.id.as_str()))
-                .cloned()
-                .collect(),
-        )
+        RulePack::new(self.rules.iter().filter(|r| keep.contains(&r.id.as_str())).cloned().collect())
     }
 
     /// The detectors that evaluate this pack, by keyspace. A `Sequence` and an `Absence` with the
@@ -153,36 +129,20 @@ impl RulePack {
             used[i] = true;
             let id = RuleId(i as u16);
             match &rule.kind {
-                RuleKind::Sequence {
-                    first,
-                    then,
-                    before_ms,
-                    within_ms,
-                }
-                | RuleKind::Absence {
-                    first,
-                    then,
-                    before_ms,
-                    within_ms,
-                } => {
+                RuleKind::Sequence { first, then, before_ms, within_ms }
+                | RuleKind::Absence { first, then, before_ms, within_ms } => {
                     let is_seq = matches!(rule.kind, RuleKind::Sequence { .. });
                     // Find the twin with the same parameters, if any.
                     let twin = self.rules.iter().enumerate().skip(i + 1).find(|(j, r)| {
                         !used[*j]
                             && r.keyspace == rule.keyspace
                             && match &r.kind {
-                                RuleKind::Sequence {
-                                    first: f,
-                                    then: t,
-                                    before_ms: b,
-                                    within_ms: w,
-                                } if !is_seq => (f, t, b, w) == (first, then, before_ms, within_ms),
-                                RuleKind::Absence {
-                                    first: f,
-                                    then: t,
-                                    before_ms: b,
-                                    within_ms: w,
-                                } if is_seq => (f, t, b, w) == (first, then, before_ms, within_ms),
+                                RuleKind::Sequence { first: f, then: t, before_ms: b, within_ms: w } if !is_seq => {
+                                    (f, t, b, w) == (first, then, before_ms, within_ms)
+                                }
+                                RuleKind::Absence { first: f, then: t, before_ms: b, within_ms: w } if is_seq => {
+                                    (f, t, b, w) == (first, then, before_ms, within_ms)
+                                }
                                 _ => false,
                             }
                     });
@@ -190,11 +150,7 @@ impl RulePack {
                         used[j] = true;
                         RuleId(j as u16)
                     });
-                    let (confirmed, unconfirmed) = if is_seq {
-                        (Some(id), twin)
-                    } else {
-                        (twin, Some(id))
-                    };
+                    let (confirmed, unconfirmed) = if is_seq { (Some(id), twin) } else { (twin, Some(id)) };
                     out.push((
                         rule.keyspace,
                         Box::new(Sequence::new(

@@ -53,9 +53,7 @@ impl Schedule {
         // 1970-01-01 was a Thursday (weekday 3 with Monday = 0).
         let weekday = (day + 3).rem_euclid(7) as u8;
         let minute = minutes.rem_euclid(1_440) as u16;
-        self.entries
-            .iter()
-            .any(|e| e.days & (1 << weekday) != 0 && e.start <= minute && minute < e.end)
+        self.entries.iter().any(|e| e.days & (1 << weekday) != 0 && e.start <= minute && minute < e.end)
     }
 }
 
@@ -65,10 +63,7 @@ impl fmt::Display for Schedule {
             if i > 0 {
                 f.write_str("; ")?;
             }
-            let days: Vec<&str> = (0..7)
-                .filter(|d| e.days & (1 << d) != 0)
-                .map(|d| DAY_NAMES[d])
-                .collect();
+            let days: Vec<&str> = (0..7).filter(|d| e.days & (1 << d) != 0).map(|d| DAY_NAMES[d]).collect();
             write!(
                 f,
                 "{} {:02}:{:02}-{:02}:{:02}",
@@ -153,16 +148,8 @@ mod tests {
 
     #[test]
     fn errors_name_the_bad_part() {
-        assert!(
-            Schedule::parse("Mon-Fri 19:00-07:00")
-                .unwrap_err()
-                .contains("ends before")
-        );
-        assert!(
-            Schedule::parse("Funday 07:00-19:00")
-                .unwrap_err()
-                .contains("Funday")
-        );
+        assert!(Schedule::parse("Mon-Fri 19:00-07:00").unwrap_err().contains("ends before"));
+        assert!(Schedule::parse("Funday 07:00-19:00").unwrap_err().contains("Funday"));
         assert!(Schedule::parse("Mon 7-19").unwrap_err().contains("HH:MM"));
         assert!(Schedule::parse("").is_err());
     }

@@ -7,9 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Event time: milliseconds since the Unix epoch (UTC). Never negative (decoding rejects it).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub struct EventTime(pub u64);
 
 impl EventTime {
@@ -31,9 +29,7 @@ impl EventTime {
 ///
 /// This is the engine's notion of "now" on the event-time axis. Decisions whose decision point `d`
 /// satisfies `d < W` are final ([`Watermark::passed`]).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub struct Watermark(pub u64);
 
 impl Watermark {

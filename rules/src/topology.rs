@@ -372,36 +372,12 @@ struct Builder {
 }
 
 impl Builder {
-    fn bad(
-        &mut self,
-        table: &'static str,
-        id: &str,
-        field: &'static str,
-        reason: impl Into<String>,
-    ) {
-        self.errors.push(TopologyError::BadValue {
-            table,
-            id: id.into(),
-            field,
-            reason: reason.into(),
-        });
+    fn bad(&mut self, table: &'static str, id: &str, field: &'static str, reason: impl Into<String>) {
+        self.errors.push(TopologyError::BadValue { table, id: id.into(), field, reason: reason.into() });
     }
 
-    fn unknown(
-        &mut self,
-        table: &'static str,
-        id: &str,
-        field: &'static str,
-        target: &str,
-        expected: &'static str,
-    ) {
-        self.errors.push(TopologyError::UnknownRef {
-            table,
-            id: id.into(),
-            field,
-            target: target.into(),
-            expected,
-        });
+    fn unknown(&mut self, table: &'static str, id: &str, field: &'static str, target: &str, expected: &'static str) {
+        self.errors.push(TopologyError::UnknownRef { table, id: id.into(), field, target: target.into(), expected });
     }
 
     fn criticality(&mut self, table: &'static str, id: &str, value: Option<i64>) -> Option<u8> {
@@ -420,12 +396,7 @@ impl Builder {
             None => None,
             Some(s) if s > 0 && s <= u32::MAX as i64 => Some(s as u32),
             Some(s) => {
-                self.bad(
-                    table,
-                    id,
-                    "heartbeat_s",
-                    format!("{s} is not a positive number of seconds"),
-                );
+                self.bad(table, id, "heartbeat_s", format!("{s} is not a positive number of seconds"));
                 None
             }
         }
@@ -435,11 +406,8 @@ impl Builder {
 impl Topology {
     /// Parses and validates a `site.toml` text.
     pub fn from_toml(text: &str) -> Result<Topology, TopologyErrors> {
-        let raw: RawFile = toml::from_str(text).map_err(|e| {
-            TopologyErrors(vec![TopologyError::Parse(
-                e.to_string().trim_end().to_string(),
-            )])
-        })?;
+        let raw: RawFile = toml::from_str(text)
+            .map_err(|e| TopologyErrors(vec![TopologyError::Parse(e.to_string().trim_end().to_string())]))?;
         Topology::from_raw(raw)
     }
 
@@ -448,10 +416,7 @@ impl Topology {
 
         // Sites.
         let parse_err = |e: toml::de::Error| {
-            TopologyErrors(vec![TopologyError::Parse(format!(
-                "[site]: {}",
-                e.to_string().trim_end()
-            ))])
+            TopologyErrors(vec![TopologyError::Parse(format!("[site]: {}", e.to_string().trim_end()))])
         };
         let raw_sites: Vec<RawSite> = match raw.site {
             None => Vec::new(),
@@ -464,70 +429,41 @@ impl Topology {
         let mut sites = Vec::new();
         let mut site_by_id: HashMap<Box<str>, SiteIx> = HashMap::new();
         for s in &raw_sites {
-            let heartbeat_s = b
-                .heartbeat("site", &s.id, s.heartbeat_s)
-                .unwrap_or(DEFAULT_HEARTBEAT_S);
-            if site_by_id
-                .insert(s.id.as_str().into(), SiteIx(sites.len() as u32))
-                .is_some()
-            {
-                b.errors.push(TopologyError::Duplicate {
-                    id: s.id.clone(),
-                    first: "site",
-                    second: "site",
-                });
+            let heartbeat_s = b.heartbeat("site", &s.id, s.heartbeat_s).unwrap_or(DEFAULT_HEARTBEAT_S);
+            if site_by_id.insert(s.id.as_str().into(), SiteIx(sites.len() as u32)).is_some() {
+                b.errors.push(TopologyError::Duplicate { id: s.id.clone(), first: "site", second: "site" });
             }
-            sites.push(Site {
-                id: s.id.as_str().into(),
-                utc_offset_min: s.utc_offset_min,
-                heartbeat_s,
-            });
+            sites.push(Site { id: s.id.as_str().into(), utc_offset_min: s.utc_offset_min, heartbeat_s });
         }
         let only_site = (sites.len() == 1).then_some(SiteIx(0));
-        let site_of =
-            |b: &mut Builder, table: &'static str, id: &str, site: &Option<String>| -> SiteIx {
-                match site {
-                    Some(s) => site_by_id.get(s.as_str()).copied().unwrap_or_else(|| {
-                        b.unknown(table, id, "site", s, "site");
-                        SiteIx(0)
-                    }),
-                    None => only_site.unwrap_or_else(|| {
-                        b.errors.push(TopologyError::SiteAmbiguous {
-                            table,
-                            id: id.into(),
-                        });
-                        SiteIx(0)
-                    }),
-                }
-            };
+        let site_of = |b: &mut Builder, table: &'static str, id: &str, site: &Option<String>| -> SiteIx {
+            match site {
+                Some(s) => site_by_id.get(s.as_str()).copied().unwrap_or_else(|| {
+                    b.unknown(table, id, "site", s, "site");
+                    SiteIx(0)
+                }),
+                None => only_site.unwrap_or_else(|| {
+                    b.errors.push(TopologyError::SiteAmbiguous { table, id: id.into() });
+                    SiteIx(0)
+                }),
+            }
+        };
 
         // Areas (two passes: ids first, then parents).
         let mut areas = Vec::new();
         let mut area_by_id: HashMap<Box<str>, AreaIx> = HashMap::new();
         for a in &raw.area {
             let site = site_of(&mut b, "area", &a.id, &a.site);
-            let criticality = b
-                .criticality("area", &a.id, a.criticality)
-                .unwrap_or(DEFAULT_CRITICALITY);
-            let schedule = a
-                .schedule
-                .as_deref()
-                .and_then(|s| match Schedule::parse(s) {
-                    Ok(s) => Some(s),
-                    Err(reason) => {
-                        b.bad("area", &a.id, "schedule", reason);
-                        None
-                    }
-                });
-            if area_by_id
-                .insert(a.id.as_str().into(), AreaIx(areas.len() as u32))
-                .is_some()
-            {
-                b.errors.push(TopologyError::Duplicate {
-                    id: a.id.clone(),
-                    first: "area",
-                    second: "area",
-                });
+            let criticality = b.criticality("area", &a.id, a.criticality).unwrap_or(DEFAULT_CRITICALITY);
+            let schedule = a.schedule.as_deref().and_then(|s| match Schedule::parse(s) {
+                Ok(s) => Some(s),
+                Err(reason) => {
+                    b.bad("area", &a.id, "schedule", reason);
+                    None
+                }
+            });
+            if area_by_id.insert(a.id.as_str().into(), AreaIx(areas.len() as u32)).is_some() {
+                b.errors.push(TopologyError::Duplicate { id: a.id.clone(), first: "area", second: "area" });
             }
             areas.push(Area {
                 id: a.id.as_str().into(),
@@ -539,14 +475,13 @@ impl Topology {
                 cameras: Vec::new(),
             });
         }
-        let area_ref =
-            |b: &mut Builder, table: &'static str, id: &str, field: &'static str, target: &str| {
-                let found = area_by_id.get(target).copied();
-                if found.is_none() {
-                    b.unknown(table, id, field, target, "area");
-                }
-                found
-            };
+        let area_ref = |b: &mut Builder, table: &'static str, id: &str, field: &'static str, target: &str| {
+            let found = area_by_id.get(target).copied();
+            if found.is_none() {
+                b.unknown(table, id, field, target, "area");
+            }
+            found
+        };
         for (i, a) in raw.area.iter().enumerate() {
             if let Some(p) = &a.parent {
                 areas[i].parent = area_ref(&mut b, "area", &a.id, "parent", p);
@@ -558,9 +493,7 @@ impl Topology {
             let mut steps = 0;
             while let Some(p) = cur {
                 if p.index() == i || steps > areas.len() {
-                    b.errors.push(TopologyError::ParentCycle {
-                        id: a.id.to_string(),
-                    });
+                    b.errors.push(TopologyError::ParentCycle { id: a.id.to_string() });
                     break;
                 }
                 cur = areas[p.index()].parent;
@@ -593,23 +526,14 @@ impl Topology {
                 None => DEFAULT_HELD_OPEN_S * 1000,
                 Some(s) if s > 0 => s as u64 * 1000,
                 Some(s) => {
-                    b.bad(
-                        "door",
-                        &d.id,
-                        "held_open_s",
-                        format!("{s} is not a positive number of seconds"),
-                    );
+                    b.bad("door", &d.id, "held_open_s", format!("{s} is not a positive number of seconds"));
                     DEFAULT_HELD_OPEN_S * 1000
                 }
             };
             let own_crit = b.criticality("door", &d.id, d.criticality);
-            let criticality = own_crit.unwrap_or_else(|| {
-                to.map(|t| areas[t.index()].criticality)
-                    .unwrap_or(DEFAULT_CRITICALITY)
-            });
-            let heartbeat_s = b
-                .heartbeat("door", &d.id, d.heartbeat_s)
-                .unwrap_or(sites[site.index()].heartbeat_s);
+            let criticality =
+                own_crit.unwrap_or_else(|| to.map(|t| areas[t.index()].criticality).unwrap_or(DEFAULT_CRITICALITY));
+            let heartbeat_s = b.heartbeat("door", &d.id, d.heartbeat_s).unwrap_or(sites[site.index()].heartbeat_s);
             let door_ix = DoorIx(doors.len() as u32);
             let device = add_device(
                 &mut b,
@@ -633,12 +557,8 @@ impl Topology {
                 criticality,
             });
         }
-        let door_by_id: HashMap<&str, DoorIx> = raw
-            .door
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (d.id.as_str(), DoorIx(i as u32)))
-            .collect();
+        let door_by_id: HashMap<&str, DoorIx> =
+            raw.door.iter().enumerate().map(|(i, d)| (d.id.as_str(), DoorIx(i as u32))).collect();
 
         for r in &raw.reader {
             let site = site_of(&mut b, "reader", &r.id, &r.site);
@@ -650,41 +570,21 @@ impl Topology {
                 "in" => false,
                 "out" => true,
                 other => {
-                    b.bad(
-                        "reader",
-                        &r.id,
-                        "direction",
-                        format!("`{other}` is neither `in` nor `out`"),
-                    );
+                    b.bad("reader", &r.id, "direction", format!("`{other}` is neither `in` nor `out`"));
                     false
                 }
             };
-            let heartbeat_s = b
-                .heartbeat("reader", &r.id, r.heartbeat_s)
-                .unwrap_or(sites[site.index()].heartbeat_s);
+            let heartbeat_s = b.heartbeat("reader", &r.id, r.heartbeat_s).unwrap_or(sites[site.index()].heartbeat_s);
             add_device(
                 &mut b,
                 &mut devices,
-                Device {
-                    id: r.id.as_str().into(),
-                    kind: DeviceKind::Reader,
-                    site,
-                    door,
-                    area: None,
-                    out,
-                    heartbeat_s,
-                },
+                Device { id: r.id.as_str().into(), kind: DeviceKind::Reader, site, door, area: None, out, heartbeat_s },
             );
         }
         for c in &raw.camera {
             let site = site_of(&mut b, "camera", &c.id, &c.site);
-            let area = c
-                .area
-                .as_deref()
-                .and_then(|a| area_ref(&mut b, "camera", &c.id, "area", a));
-            let heartbeat_s = b
-                .heartbeat("camera", &c.id, c.heartbeat_s)
-                .unwrap_or(sites[site.index()].heartbeat_s);
+            let area = c.area.as_deref().and_then(|a| area_ref(&mut b, "camera", &c.id, "area", a));
+            let heartbeat_s = b.heartbeat("camera", &c.id, c.heartbeat_s).unwrap_or(sites[site.index()].heartbeat_s);
             let ix = add_device(
                 &mut b,
                 &mut devices,
@@ -709,18 +609,11 @@ impl Topology {
                 "intrusion" => SensorKind::Intrusion,
                 "glass_break" => SensorKind::GlassBreak,
                 other => {
-                    b.bad(
-                        "sensor",
-                        &s.id,
-                        "kind",
-                        format!("`{other}` is neither `intrusion` nor `glass_break`"),
-                    );
+                    b.bad("sensor", &s.id, "kind", format!("`{other}` is neither `intrusion` nor `glass_break`"));
                     SensorKind::Intrusion
                 }
             };
-            let heartbeat_s = b
-                .heartbeat("sensor", &s.id, s.heartbeat_s)
-                .unwrap_or(sites[site.index()].heartbeat_s);
+            let heartbeat_s = b.heartbeat("sensor", &s.id, s.heartbeat_s).unwrap_or(sites[site.index()].heartbeat_s);
             add_device(
                 &mut b,
                 &mut devices,
@@ -737,9 +630,7 @@ impl Topology {
         }
         for d in &raw.device {
             let site = site_of(&mut b, "device", &d.id, &d.site);
-            let heartbeat_s = b
-                .heartbeat("device", &d.id, d.heartbeat_s)
-                .unwrap_or(sites[site.index()].heartbeat_s);
+            let heartbeat_s = b.heartbeat("device", &d.id, d.heartbeat_s).unwrap_or(sites[site.index()].heartbeat_s);
             add_device(
                 &mut b,
                 &mut devices,
@@ -778,12 +669,7 @@ impl Topology {
                 continue;
             }
             if t.min_s <= 0 {
-                b.bad(
-                    "travel",
-                    &name,
-                    "min_s",
-                    format!("{} is not a positive number of seconds", t.min_s),
-                );
+                b.bad("travel", &name, "min_s", format!("{} is not a positive number of seconds", t.min_s));
                 continue;
             }
             let ends: Vec<Option<SiteIx>> = t
@@ -910,10 +796,7 @@ impl Topology {
     }
     /// All devices, in index order.
     pub fn devices(&self) -> impl Iterator<Item = (DeviceIx, &Device)> {
-        self.devices
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (DeviceIx(i as u32), d))
+        self.devices.iter().enumerate().map(|(i, d)| (DeviceIx(i as u32), d))
     }
     /// The rank of each device id in lexicographic order: the last tie-break of the event order.
     pub fn device_order(&self) -> &[u32] {
@@ -996,21 +879,14 @@ mod tests {
         let t = Topology::from_toml(GOOD).expect("valid");
         let door = t.device("d-lab").expect("door");
         let d = t.door_of(door).expect("door ix");
-        assert_eq!(
-            t.door_info(d).criticality,
-            4,
-            "criticality defaults to the `to` area's"
-        );
+        assert_eq!(t.door_info(d).criticality, 4, "criticality defaults to the `to` area's");
         assert_eq!(t.door_info(d).held_open_ms, 30_000);
         let cam = t.device("cam-8").expect("camera");
         assert_eq!(t.doors_of(cam), &[d]);
         let reader = t.device("r-lab-out").expect("reader");
         assert!(t.device_info(reader).out);
         assert_eq!(t.doors_of(reader), &[d]);
-        assert_eq!(
-            t.device_info(t.device("ctl-1").expect("dev")).heartbeat_s,
-            30
-        );
+        assert_eq!(t.device_info(t.device("ctl-1").expect("dev")).heartbeat_s, 30);
         assert_eq!(t.device_info(cam).heartbeat_s, 60);
         let lab = t.area("lab").expect("area");
         assert_eq!(t.area_info(lab).cameras, vec![cam]);
@@ -1022,15 +898,9 @@ mod tests {
         let bad = GOOD.replace("to = \"lab\"", "to = \"labb\"");
         let errs = errors(&bad);
         assert_eq!(errs.len(), 1, "{errs:?}");
-        assert_eq!(
-            errs[0].to_string(),
-            "door `d-lab`: to `labb` is not a known area"
-        );
+        assert_eq!(errs[0].to_string(), "door `d-lab`: to `labb` is not a known area");
 
-        let bad = GOOD.replace(
-            "cameras = [\"cam-7\", \"cam-8\"]",
-            "cameras = [\"cam-9\", \"gb-lab\"]",
-        );
+        let bad = GOOD.replace("cameras = [\"cam-7\", \"cam-8\"]", "cameras = [\"cam-9\", \"gb-lab\"]");
         let msgs: Vec<String> = errors(&bad).iter().map(ToString::to_string).collect();
         assert_eq!(
             msgs,
@@ -1044,21 +914,13 @@ mod tests {
     #[test]
     fn duplicates_cycles_and_bad_values() {
         let text = format!("{GOOD}\n[[camera]]\nid = \"ctl-1\"\n");
-        assert_eq!(
-            errors(&text)[0].to_string(),
-            "duplicate id `ctl-1` (camera and device)"
-        );
+        assert_eq!(errors(&text)[0].to_string(), "duplicate id `ctl-1` (camera and device)");
 
         let text = GOOD.replace("id = \"lobby\"", "id = \"lobby\"\nparent = \"lab\"");
         let msgs: Vec<String> = errors(&text).iter().map(ToString::to_string).collect();
-        assert!(
-            msgs.contains(&"area `lab`: parent chain forms a cycle".to_string()),
-            "{msgs:?}"
-        );
+        assert!(msgs.contains(&"area `lab`: parent chain forms a cycle".to_string()), "{msgs:?}");
 
-        let text = GOOD
-            .replace("criticality = 4", "criticality = 9")
-            .replace("07:00-19:00", "19:00-07:00");
+        let text = GOOD.replace("criticality = 4", "criticality = 9").replace("07:00-19:00", "19:00-07:00");
         let msgs: Vec<String> = errors(&text).iter().map(ToString::to_string).collect();
         assert_eq!(msgs.len(), 2, "{msgs:?}");
         assert!(msgs[0].starts_with("area `lab`: criticality"));
@@ -1081,12 +943,8 @@ mod tests {
             between = ["plant", "hq"]
             min_s = 3600
         "#;
-        assert_eq!(
-            errors(text)[0].to_string(),
-            "area `b`: needs `site = ...` because the topology has several sites"
-        );
-        let ok = Topology::from_toml(&text.replace("id = \"b\"", "id = \"b\"\nsite = \"plant\""))
-            .expect("valid");
+        assert_eq!(errors(text)[0].to_string(), "area `b`: needs `site = ...` because the topology has several sites");
+        let ok = Topology::from_toml(&text.replace("id = \"b\"", "id = \"b\"\nsite = \"plant\"")).expect("valid");
         let (hq, plant) = (ok.site("hq").expect("hq"), ok.site("plant").expect("plant"));
         assert_eq!(ok.travel_ms(hq, plant), Some(3_600_000));
         assert_eq!(ok.travel_ms(plant, hq), Some(3_600_000));

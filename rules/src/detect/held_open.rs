@@ -32,15 +32,8 @@ struct Opening {
 impl HeldOpen {
     /// The detector for `rule` over every door of `topo`.
     pub fn new(topo: &Topology, rule: RuleId) -> HeldOpen {
-        let held_ms = (0..topo.door_count())
-            .map(|d| topo.door_info(DoorIx(d as u32)).held_open_ms)
-            .collect();
-        HeldOpen {
-            rule,
-            held_ms,
-            open: vec![None; topo.door_count()],
-            deadlines: BinaryHeap::new(),
-        }
+        let held_ms = (0..topo.door_count()).map(|d| topo.door_info(DoorIx(d as u32)).held_open_ms).collect();
+        HeldOpen { rule, held_ms, open: vec![None; topo.door_count()], deadlines: BinaryHeap::new() }
     }
 
     fn deadline(&self, key: Key, opening: &Event) -> EventTime {
@@ -50,11 +43,7 @@ impl HeldOpen {
 
 impl Detector for HeldOpen {
     fn types(&self) -> TypeSet {
-        TypeSet::of(&[
-            EventType::DoorOpened,
-            EventType::DoorClosed,
-            EventType::DoorHeld,
-        ])
+        TypeSet::of(&[EventType::DoorOpened, EventType::DoorClosed, EventType::DoorHeld])
     }
 
     fn needs_order(&self) -> bool {
@@ -65,20 +54,14 @@ impl Detector for HeldOpen {
         let slot = &mut self.open[key as usize];
         match (ev.kind, slot.as_mut()) {
             (EventType::DoorOpened, None) => {
-                *slot = Some(Opening {
-                    ev: *ev,
-                    alarmed: false,
-                });
+                *slot = Some(Opening { ev: *ev, alarmed: false });
                 let d = self.deadline(key, ev);
                 self.deadlines.push(Reverse((d, key)));
             }
             (EventType::DoorClosed, Some(_)) => *slot = None,
             (EventType::DoorHeld, Some(o)) if !o.alarmed => {
                 o.alarmed = true;
-                let finality = Finality::Watermark {
-                    point: ev.ts,
-                    at_least_ns: ev.ingest_ns,
-                };
+                let finality = Finality::Watermark { point: ev.ts, at_least_ns: ev.ingest_ns };
                 out.push(RawAlarm {
                     rule: self.rule,
                     ts: o.ev.ts,
@@ -90,19 +73,8 @@ impl Detector for HeldOpen {
                 });
             }
             (EventType::DoorHeld, None) => {
-                let finality = Finality::Watermark {
-                    point: ev.ts,
-                    at_least_ns: ev.ingest_ns,
-                };
-                out.push(RawAlarm {
-                    rule: self.rule,
-                    ts: ev.ts,
-                    key,
-                    trigger: *ev,
-                    other: None,
-                    excess: 0,
-                    finality,
-                });
+                let finality = Finality::Watermark { point: ev.ts, at_least_ns: ev.ingest_ns };
+                out.push(RawAlarm { rule: self.rule, ts: ev.ts, key, trigger: *ev, other: None, excess: 0, finality });
             }
             // A repeated opening while open, a close while closed, a held after the alarm: nothing.
             _ => {}
@@ -120,10 +92,7 @@ impl Detector for HeldOpen {
                 // The deadline belongs to this opening only if the door has stayed open since.
                 if !o.alarmed && o.ev.ts.plus_ms(held) == deadline {
                     o.alarmed = true;
-                    let finality = Finality::Watermark {
-                        point: deadline,
-                        at_least_ns: o.ev.ingest_ns,
-                    };
+                    let finality = Finality::Watermark { point: deadline, at_least_ns: o.ev.ingest_ns };
                     out.push(RawAlarm {
                         rule: self.rule,
                         ts: o.ev.ts,

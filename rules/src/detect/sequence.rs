@@ -69,10 +69,7 @@ impl Sequence {
         let len = dense_len(topo, space);
         let mut has_source = vec![false; len];
         for (ix, dev) in topo.devices() {
-            if EventType::ALL
-                .iter()
-                .any(|&t| then.contains(t) && can_emit(dev.kind, t))
-            {
+            if EventType::ALL.iter().any(|&t| then.contains(t) && can_emit(dev.kind, t)) {
                 device_keys(topo, space, ix, |k| has_source[k as usize] = true);
             }
         }
@@ -92,66 +89,24 @@ impl Sequence {
         }
     }
 
-    fn alarm(
-        rule: RuleId,
-        key: Key,
-        first: &Event,
-        other: Option<Event>,
-        finality: Finality,
-    ) -> RawAlarm {
-        RawAlarm {
-            rule,
-            ts: first.ts,
-            key,
-            trigger: *first,
-            other,
-            excess: 0,
-            finality,
-        }
+    fn alarm(rule: RuleId, key: Key, first: &Event, other: Option<Event>, finality: Finality) -> RawAlarm {
+        RawAlarm { rule, ts: first.ts, key, trigger: *first, other, excess: 0, finality }
     }
 
     fn on_first(&mut self, key: Key, ev: &Event, out: &mut Vec<RawAlarm>) {
-        let no_source = self
-            .no_then_source
-            .get(key as usize)
-            .copied()
-            .unwrap_or(false);
+        let no_source = self.no_then_source.get(key as usize).copied().unwrap_or(false);
         if no_source {
             if let Some(rule) = self.unconfirmed {
-                out.push(Self::alarm(
-                    rule,
-                    key,
-                    ev,
-                    None,
-                    Finality::Arrival {
-                        ingest_ns: ev.ingest_ns,
-                    },
-                ));
+                out.push(Self::alarm(rule, key, ev, None, Finality::Arrival { ingest_ns: ev.ingest_ns }));
             }
             return;
         }
-        let (lo, hi) = (
-            ev.ts.minus_ms(self.before_ms),
-            ev.ts.plus_ms(self.within_ms),
-        );
+        let (lo, hi) = (ev.ts.minus_ms(self.before_ms), ev.ts.plus_ms(self.within_ms));
         let st = self.state.get_mut(key);
-        let video = st
-            .thens
-            .iter()
-            .filter(|t| lo <= t.ts && t.ts <= hi)
-            .min_by_key(|t| t.ts)
-            .copied();
+        let video = st.thens.iter().filter(|t| lo <= t.ts && t.ts <= hi).min_by_key(|t| t.ts).copied();
         if let Some(then) = video {
             if let Some(rule) = self.confirmed {
-                out.push(Self::alarm(
-                    rule,
-                    key,
-                    ev,
-                    Some(then),
-                    Finality::Arrival {
-                        ingest_ns: ev.ingest_ns,
-                    },
-                ));
+                out.push(Self::alarm(rule, key, ev, Some(then), Finality::Arrival { ingest_ns: ev.ingest_ns }));
             }
             return;
         }
@@ -160,37 +115,19 @@ impl Sequence {
             self.dropped += 1;
             self.pending -= 1;
         }
-        st.firsts.push(Pending {
-            ev: *ev,
-            confirmed: false,
-        });
+        st.firsts.push(Pending { ev: *ev, confirmed: false });
         self.pending += 1;
         self.deadlines.push(Reverse((hi, key)));
     }
 
     fn on_then(&mut self, key: Key, ev: &Event, out: &mut Vec<RawAlarm>) {
         // A then at v confirms firsts at t with v − t ∈ [−before, +within], i.e. t ∈ [v − within, v + before].
-        let (lo, hi) = (
-            ev.ts.minus_ms(self.within_ms),
-            ev.ts.plus_ms(self.before_ms),
-        );
+        let (lo, hi) = (ev.ts.minus_ms(self.within_ms), ev.ts.plus_ms(self.before_ms));
         let st = self.state.get_mut(key);
-        for p in st
-            .firsts
-            .iter_mut()
-            .filter(|p| !p.confirmed && lo <= p.ev.ts && p.ev.ts <= hi)
-        {
+        for p in st.firsts.iter_mut().filter(|p| !p.confirmed && lo <= p.ev.ts && p.ev.ts <= hi) {
             p.confirmed = true;
             if let Some(rule) = self.confirmed {
-                out.push(Self::alarm(
-                    rule,
-                    key,
-                    &p.ev,
-                    Some(*ev),
-                    Finality::Arrival {
-                        ingest_ns: ev.ingest_ns,
-                    },
-                ));
+                out.push(Self::alarm(rule, key, &p.ev, Some(*ev), Finality::Arrival { ingest_ns: ev.ingest_ns }));
             }
         }
         // Remember it for firsts still to come: they have ts ≥ W, so it matters while v + before ≥ W.
@@ -260,10 +197,7 @@ impl Detector for Sequence {
                         key,
                         &ev,
                         None,
-                        Finality::Watermark {
-                            point,
-                            at_least_ns: ev.ingest_ns,
-                        },
+                        Finality::Watermark { point, at_least_ns: ev.ingest_ns },
                     ));
                 }
             }
