@@ -206,8 +206,10 @@ impl ArrowBatcher {
     /// Takes the buffered rows as a record batch.
     pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
         let mut cols: Vec<ArrayRef> = vec![Arc::new(self.ts.finish())];
+        // Dictionaries keep their values across batches: an IPC file allows one dictionary per
+        // field, extended by deltas, never replaced.
         for d in &mut self.dicts {
-            cols.push(Arc::new(d.finish()));
+            cols.push(Arc::new(d.finish_preserve_values()));
         }
         cols.push(Arc::new(self.count.finish()));
         self.rows = 0;
@@ -233,7 +235,13 @@ pub fn ndjson_to_arrow(
 ) -> Result<Converted, ArrowError> {
     use simd_json::prelude::*;
     let mut batcher = ArrowBatcher::new();
-    let mut writer = arrow_ipc::writer::FileWriter::try_new_buffered(output, &batcher.schema())?;
+    let options = arrow_ipc::writer::IpcWriteOptions::default()
+        .with_dictionary_handling(arrow_ipc::writer::DictionaryHandling::Delta);
+    let mut writer = arrow_ipc::writer::FileWriter::try_new_with_options(
+        std::io::BufWriter::new(output),
+        &batcher.schema(),
+        options,
+    )?;
     let mut result = Converted::default();
     for (i, line) in input.lines().enumerate() {
         let line_no = i as u64 + 1;

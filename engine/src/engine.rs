@@ -327,7 +327,17 @@ struct WorkerReport {
 struct OwnedSource {
     shared: Arc<SourceShared>,
     rx: Receiver<Batch>,
+    /// The watermark the source was registered at.
+    start: u64,
     max_ts: Option<u64>,
+}
+
+impl OwnedSource {
+    /// The source's watermark now: `max ts seen − lateness`, never below where it started.
+    #[inline]
+    fn watermark(&self, lateness: u64) -> u64 {
+        self.max_ts.map_or(self.start, |m| m.saturating_sub(lateness).max(self.start))
+    }
 }
 
 /// Per-worker ingest state: decode, late check, send.
@@ -364,7 +374,8 @@ impl Ingest<'_> {
         input_time: u64,
         input: &mut InputHandle<u64, timely::container::CapacityContainerBuilder<Vec<Event>>>,
     ) {
-        let floor = src.shared.watermark.load(Ordering::Relaxed).max(input_time);
+        // Event by event, so the verdict does not depend on how lines were batched.
+        let floor = src.watermark(self.ctx.lateness.ms).max(input_time);
         if ev.ts.0 < floor {
             self.late += 1;
             if let Some(tx) = &self.ctx.late_tx {
@@ -461,7 +472,8 @@ fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
                 if s.owner == local && !owned.iter().any(|o| Arc::ptr_eq(&o.shared, s)) {
                     let rx = s.rx.lock().ok().and_then(|mut g| g.take());
                     if let Some(rx) = rx {
-                        owned.push(OwnedSource { shared: s.clone(), rx, max_ts: None });
+                        let start = s.watermark.load(Ordering::SeqCst);
+                        owned.push(OwnedSource { shared: s.clone(), rx, start, max_ts: None });
                     }
                 }
             }
@@ -477,8 +489,8 @@ fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
                         worked = true;
                         let ingest_ns =
                             ingest_batch(&mut ingest, src, batch, input_time, &mut events_in, &mut names_in);
-                        if let Some(m) = src.max_ts {
-                            let w = m.saturating_sub(lateness);
+                        if src.max_ts.is_some() {
+                            let w = src.watermark(lateness);
                             if w > src.shared.watermark.load(Ordering::Relaxed) {
                                 src.shared.watermark_ingest.store(ingest_ns, Ordering::Relaxed);
                                 src.shared.watermark.fetch_max(w, Ordering::SeqCst);

@@ -20,6 +20,8 @@ pub struct HeldOpen {
     held_ms: Vec<u64>,
     /// Per door: the current opening, if open.
     open: Vec<Option<Opening>>,
+    /// Per door: ts of the last `door.held` with no known opening (same ts = same identity).
+    lone_held: Vec<Option<EventTime>>,
     deadlines: BinaryHeap<Reverse<(EventTime, Key)>>,
 }
 
@@ -33,7 +35,13 @@ impl HeldOpen {
     /// The detector for `rule` over every door of `topo`.
     pub fn new(topo: &Topology, rule: RuleId) -> HeldOpen {
         let held_ms = (0..topo.door_count()).map(|d| topo.door_info(DoorIx(d as u32)).held_open_ms).collect();
-        HeldOpen { rule, held_ms, open: vec![None; topo.door_count()], deadlines: BinaryHeap::new() }
+        HeldOpen {
+            rule,
+            held_ms,
+            open: vec![None; topo.door_count()],
+            lone_held: vec![None; topo.door_count()],
+            deadlines: BinaryHeap::new(),
+        }
     }
 
     fn deadline(&self, key: Key, opening: &Event) -> EventTime {
@@ -72,7 +80,8 @@ impl Detector for HeldOpen {
                     finality,
                 });
             }
-            (EventType::DoorHeld, None) => {
+            (EventType::DoorHeld, None) if self.lone_held[key as usize] != Some(ev.ts) => {
+                self.lone_held[key as usize] = Some(ev.ts);
                 let finality = Finality::Watermark { point: ev.ts, at_least_ns: ev.ingest_ns };
                 out.push(RawAlarm { rule: self.rule, ts: ev.ts, key, trigger: *ev, other: None, excess: 0, finality });
             }

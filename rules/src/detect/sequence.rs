@@ -43,14 +43,16 @@ pub struct Sequence {
 struct KeyState {
     /// `then` events that may still confirm a first (unordered).
     thens: Vec<Event>,
-    /// Firsts not yet decided (unordered).
+    /// Firsts until the watermark passes their window (unordered), decided or not: a second first
+    /// with the same ts has the same alarm identity and must not alarm again.
     firsts: Vec<Pending>,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Pending {
     ev: Event,
-    confirmed: bool,
+    /// An alarm (confirmed, or unconfirmed for a key without sources) was emitted for it.
+    decided: bool,
 }
 
 impl Sequence {
@@ -95,28 +97,31 @@ impl Sequence {
 
     fn on_first(&mut self, key: Key, ev: &Event, out: &mut Vec<RawAlarm>) {
         let no_source = self.no_then_source.get(key as usize).copied().unwrap_or(false);
-        if no_source {
-            if let Some(rule) = self.unconfirmed {
-                out.push(Self::alarm(rule, key, ev, None, Finality::Arrival { ingest_ns: ev.ingest_ns }));
-            }
-            return;
-        }
         let (lo, hi) = (ev.ts.minus_ms(self.before_ms), ev.ts.plus_ms(self.within_ms));
         let st = self.state.get_mut(key);
-        let video = st.thens.iter().filter(|t| lo <= t.ts && t.ts <= hi).min_by_key(|t| t.ts).copied();
-        if let Some(then) = video {
-            if let Some(rule) = self.confirmed {
-                out.push(Self::alarm(rule, key, ev, Some(then), Finality::Arrival { ingest_ns: ev.ingest_ns }));
+        if st.firsts.iter().any(|p| p.ev.ts == ev.ts) {
+            return; // same identity as a first already here
+        }
+        let arrival = Finality::Arrival { ingest_ns: ev.ingest_ns };
+        let decided = if no_source {
+            if let Some(rule) = self.unconfirmed {
+                out.push(Self::alarm(rule, key, ev, None, arrival));
             }
-            return;
-        }
+            true
+        } else {
+            let video = st.thens.iter().filter(|t| lo <= t.ts && t.ts <= hi).min_by_key(|t| t.ts).copied();
+            if let (Some(then), Some(rule)) = (video, self.confirmed) {
+                out.push(Self::alarm(rule, key, ev, Some(then), arrival));
+            }
+            video.is_some()
+        };
         if st.firsts.len() >= MAX_PER_KEY {
-            st.firsts.remove(0);
+            let old = st.firsts.remove(0);
             self.dropped += 1;
-            self.pending -= 1;
+            self.pending -= u64::from(!old.decided);
         }
-        st.firsts.push(Pending { ev: *ev, confirmed: false });
-        self.pending += 1;
+        st.firsts.push(Pending { ev: *ev, decided });
+        self.pending += u64::from(!decided);
         self.deadlines.push(Reverse((hi, key)));
     }
 
@@ -124,8 +129,9 @@ impl Sequence {
         // A then at v confirms firsts at t with v − t ∈ [−before, +within], i.e. t ∈ [v − within, v + before].
         let (lo, hi) = (ev.ts.minus_ms(self.within_ms), ev.ts.plus_ms(self.before_ms));
         let st = self.state.get_mut(key);
-        for p in st.firsts.iter_mut().filter(|p| !p.confirmed && lo <= p.ev.ts && p.ev.ts <= hi) {
-            p.confirmed = true;
+        for p in st.firsts.iter_mut().filter(|p| !p.decided && lo <= p.ev.ts && p.ev.ts <= hi) {
+            p.decided = true;
+            self.pending -= 1;
             if let Some(rule) = self.confirmed {
                 out.push(Self::alarm(rule, key, &p.ev, Some(*ev), Finality::Arrival { ingest_ns: ev.ingest_ns }));
             }
@@ -173,12 +179,10 @@ impl Detector for Sequence {
             let within = self.within_ms;
             let before = self.before_ms;
             let st = self.state.get_mut(key);
-            let mut decided = 0;
             let mut fired = Vec::new();
             st.firsts.retain(|p| {
                 if w.passed(p.ev.ts.plus_ms(within)) {
-                    decided += 1;
-                    if !p.confirmed {
+                    if !p.decided {
                         fired.push(p.ev);
                     }
                     false
@@ -188,7 +192,7 @@ impl Detector for Sequence {
             });
             // Thens too old to confirm any first still to come.
             st.thens.retain(|t| t.ts.plus_ms(before) >= EventTime(w.0));
-            self.pending -= decided;
+            self.pending -= fired.len() as u64;
             if let Some(rule) = self.unconfirmed {
                 for ev in fired {
                     let point = ev.ts.plus_ms(within);
