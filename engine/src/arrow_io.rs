@@ -15,7 +15,7 @@ use arrow_array::{Array, ArrayRef, DictionaryArray, Int64Array, RecordBatch, Str
 use arrow_schema::{ArrowError, DataType, Field, Schema};
 use vigil_rules::{CardKey, Event, EventType, Topology};
 
-use crate::decode::{RawFields, Reason, Rejection, intern, parse_rfc3339};
+use crate::decode::{DeviceRef, Fields, Reason, Rejection, intern, parse_rfc3339};
 
 const ID_COLUMNS: [&str; 7] = ["door", "reader", "camera", "sensor", "device", "card", "direction"];
 
@@ -28,16 +28,16 @@ pub fn schema() -> Schema {
     Schema::new(fields)
 }
 
-/// A dictionary column resolved for one batch: per row, the value (or none).
-struct DictColumn<'a> {
+/// A dictionary column of one batch, with every dictionary value resolved once.
+struct DictColumn<'a, V> {
     keys: Option<&'a arrow_array::Int32Array>,
-    values: Option<&'a StringArray>,
+    resolved: Vec<Option<V>>,
 }
 
-impl<'a> DictColumn<'a> {
-    fn of(batch: &'a RecordBatch, name: &str) -> Result<DictColumn<'a>, String> {
+impl<'a, V: Copy> DictColumn<'a, V> {
+    fn of(batch: &'a RecordBatch, name: &str, resolve: impl Fn(&'a str) -> V) -> Result<DictColumn<'a, V>, String> {
         let Some(col) = batch.column_by_name(name) else {
-            return Ok(DictColumn { keys: None, values: None });
+            return Ok(DictColumn { keys: None, resolved: Vec::new() });
         };
         let dict = col
             .as_any()
@@ -48,22 +48,23 @@ impl<'a> DictColumn<'a> {
             .as_any()
             .downcast_ref::<StringArray>()
             .ok_or_else(|| format!("column `{name}` dictionary values are not Utf8"))?;
-        Ok(DictColumn { keys: Some(dict.keys()), values: Some(values) })
+        let resolved = (0..values.len()).map(|i| (!values.is_null(i)).then(|| resolve(values.value(i)))).collect();
+        Ok(DictColumn { keys: Some(dict.keys()), resolved })
     }
 
     #[inline]
-    fn get(&self, row: usize) -> Option<&'a str> {
-        let (keys, values) = (self.keys?, self.values?);
+    fn get(&self, row: usize) -> Option<V> {
+        let keys = self.keys?;
         if keys.is_null(row) {
             return None;
         }
-        let k = keys.value(row) as usize;
-        (k < values.len() && !values.is_null(k)).then(|| values.value(k))
+        self.resolved.get(keys.value(row) as usize).copied().flatten()
     }
 }
 
-/// Decodes one record batch into `out`; calls `card` with each card key and id string (the host
-/// decides whether it is new). Returns the rejected rows; `first_row` numbers the first (1-based).
+/// Decodes one record batch into `out`; calls `card` with each distinct card key and id string of
+/// the batch (the host decides whether it is new). Returns the rejected rows; `first_row` numbers
+/// the first (1-based).
 pub fn decode_batch(
     topo: &Topology,
     batch: &RecordBatch,
@@ -72,7 +73,6 @@ pub fn decode_batch(
     out: &mut Vec<Event>,
     card: &mut dyn FnMut(CardKey, &str),
 ) -> Vec<Rejection> {
-    let mut rejected = Vec::new();
     let whole = |detail: String| {
         (0..batch.num_rows())
             .map(|i| Rejection { line: first_row + i as u64, reason: Reason::InvalidField, detail: detail.clone() })
@@ -81,18 +81,35 @@ pub fn decode_batch(
     let Some(ts) = batch.column_by_name("ts").and_then(|c| c.as_any().downcast_ref::<Int64Array>()) else {
         return whole("batch has no Int64 `ts` column".into());
     };
-    let columns: Result<Vec<DictColumn<'_>>, String> =
-        std::iter::once("type").chain(ID_COLUMNS).map(|c| DictColumn::of(batch, c)).collect();
-    let columns = match columns {
+    let columns = (|| -> Result<_, String> {
+        let types = DictColumn::of(batch, "type", |s| EventType::from_name(s).ok_or(s))?;
+        let devices: Vec<DictColumn<'_, DeviceRef<'_>>> = ID_COLUMNS[..5]
+            .iter()
+            .map(|c| DictColumn::of(batch, c, |s| DeviceRef::resolve(topo, s)))
+            .collect::<Result<_, _>>()?;
+        let cards = DictColumn::of(batch, "card", |s| (CardKey::of(s), s))?;
+        let direction = DictColumn::of(batch, "direction", |s| match s {
+            "in" => Ok(false),
+            "out" => Ok(true),
+            other => Err(other),
+        })?;
+        Ok((types, devices, cards, direction))
+    })();
+    let (types, devices, cards, direction) = match columns {
         Ok(c) => c,
         Err(e) => return whole(e),
     };
+    for &(key, name) in cards.resolved.iter().flatten() {
+        card(key, name);
+    }
     let count = batch.column_by_name("count").and_then(|c| c.as_any().downcast_ref::<UInt16Array>());
-    // Resolve the type dictionary once.
-    let types: Vec<Option<EventType>> = match columns[0].values {
-        Some(v) => (0..v.len()).map(|i| (!v.is_null(i)).then(|| EventType::from_name(v.value(i))).flatten()).collect(),
-        None => Vec::new(),
-    };
+    // Device columns whose dictionary names an unknown id: only these need a per-row check
+    // beyond the columns a row's type uses.
+    let unknown_elsewhere: Vec<usize> = (0..devices.len())
+        .filter(|&c| devices[c].resolved.iter().flatten().any(|r| matches!(r, DeviceRef::Unknown(_))))
+        .collect();
+    let mut rejected = Vec::new();
+    out.reserve(batch.num_rows());
     for row in 0..batch.num_rows() {
         let line = first_row + row as u64;
         let reject = |reason, detail: String| Rejection { line, reason, detail };
@@ -100,43 +117,66 @@ pub fn decode_batch(
             rejected.push(reject(Reason::InvalidField, "`ts` is null or negative".into()));
             continue;
         }
-        let kind = match columns[0].keys {
-            Some(k) if !k.is_null(row) => types.get(k.value(row) as usize).copied().flatten(),
-            _ => None,
+        let kind = match types.get(row) {
+            Some(Ok(k)) => k,
+            Some(Err(name)) => {
+                rejected.push(reject(Reason::UnknownType, format!("unknown type \"{name}\"")));
+                continue;
+            }
+            None => {
+                rejected.push(reject(Reason::MissingField, "missing field `type`".into()));
+                continue;
+            }
         };
-        let Some(kind) = kind else {
-            rejected.push(reject(Reason::UnknownType, format!("unknown type {:?}", columns[0].get(row))));
-            continue;
-        };
-        let out_dir = match columns[7].get(row) {
+        let out_dir = match if kind.is_access() || kind == EventType::LineCrossed { direction.get(row) } else { None } {
             None => None,
-            Some("in") => Some(false),
-            Some("out") => Some(true),
-            Some(other) => {
+            Some(Ok(o)) => Some(o),
+            Some(Err(other)) => {
                 rejected
                     .push(reject(Reason::InvalidField, format!("`direction` \"{other}\" is not \"in\" or \"out\"")));
                 continue;
             }
         };
-        let fields = RawFields {
+        // Fetch only the columns this type uses; the others matter only if their dictionary
+        // holds an id the topology lacks (then the row is rejected like its NDJSON twin).
+        use EventType as T;
+        let (door, reader, camera, sensor, device) = match kind {
+            T::AccessGranted | T::AccessDenied | T::Duress => {
+                (devices[0].get(row), devices[1].get(row), None, None, None)
+            }
+            T::Rex | T::DoorForced | T::DoorOpened | T::DoorHeld | T::DoorClosed => {
+                (devices[0].get(row), None, None, None, None)
+            }
+            T::Motion | T::LineCrossed | T::CameraTamper => (None, None, devices[2].get(row), None, None),
+            T::Intrusion | T::GlassBreak => (None, None, None, devices[3].get(row), None),
+            T::Heartbeat => (None, None, None, None, devices[4].get(row)),
+        };
+        if let Some(id) = unknown_elsewhere.iter().find_map(|&c| match devices[c].get(row) {
+            Some(DeviceRef::Unknown(id)) => Some(id),
+            _ => None,
+        }) {
+            let detail = format!("{} \"{id}\" is not in the topology", ID_COLUMNS[unknown_elsewhere[0]]);
+            rejected.push(reject(Reason::UnknownDevice, detail));
+            continue;
+        }
+        let fields = Fields {
             ts: ts.value(row) as u64,
-            kind: Some(kind),
-            door: columns[1].get(row),
-            reader: columns[2].get(row),
-            camera: columns[3].get(row),
-            sensor: columns[4].get(row),
-            device: columns[5].get(row),
-            card: columns[6].get(row),
+            kind,
+            door,
+            reader,
+            camera,
+            sensor,
+            device,
+            card: if kind.is_access() { cards.get(row).map_or(CardKey::NONE, |(k, _)| k) } else { CardKey::NONE },
             out: out_dir,
-            count: count.and_then(|c| (!c.is_null(row)).then(|| c.value(row))),
+            count: if kind == T::LineCrossed {
+                count.and_then(|c| (!c.is_null(row)).then(|| c.value(row)))
+            } else {
+                None
+            },
         };
         match intern(topo, &fields, ingest_ns) {
-            Ok(ev) => {
-                if let (true, Some(c)) = (ev.card.is_some(), fields.card) {
-                    card(ev.card, c);
-                }
-                out.push(ev);
-            }
+            Ok(ev) => out.push(ev),
             Err((reason, detail)) => rejected.push(reject(reason, detail)),
         }
     }

@@ -198,25 +198,43 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// The fields of an event before interning, shared by the NDJSON and Arrow paths.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct RawFields<'a> {
+/// A device field's value, looked up in the topology (once per line for NDJSON, once per
+/// dictionary entry for Arrow).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceRef<'a> {
+    /// A device of the topology.
+    Known(DeviceIx),
+    /// An id the topology does not have.
+    Unknown(&'a str),
+}
+
+impl<'a> DeviceRef<'a> {
+    /// Looks `id` up.
+    #[inline]
+    pub fn resolve(topo: &Topology, id: &'a str) -> DeviceRef<'a> {
+        topo.device(id).map_or(DeviceRef::Unknown(id), DeviceRef::Known)
+    }
+}
+
+/// The fields of an event with ids resolved, shared by the NDJSON and Arrow paths.
+#[derive(Debug, Clone, Copy)]
+pub struct Fields<'a> {
     /// Event time, ms.
     pub ts: u64,
     /// Event type.
-    pub kind: Option<EventType>,
+    pub kind: EventType,
     /// `door`
-    pub door: Option<&'a str>,
+    pub door: Option<DeviceRef<'a>>,
     /// `reader`
-    pub reader: Option<&'a str>,
+    pub reader: Option<DeviceRef<'a>>,
     /// `camera`
-    pub camera: Option<&'a str>,
+    pub camera: Option<DeviceRef<'a>>,
     /// `sensor`
-    pub sensor: Option<&'a str>,
+    pub sensor: Option<DeviceRef<'a>>,
     /// `device`
-    pub device: Option<&'a str>,
-    /// `card`
-    pub card: Option<&'a str>,
+    pub device: Option<DeviceRef<'a>>,
+    /// The card's fingerprint ([`CardKey::NONE`] when absent).
+    pub card: CardKey,
     /// `direction` is `out`.
     pub out: Option<bool>,
     /// `count`
@@ -371,20 +389,25 @@ impl Decoder {
             }
         };
         // Borrow the strings straight out of the parsed line (no allocation on the common path).
-        let fields = RawFields {
+        let topo = &*self.topo;
+        fn dev<'s>(topo: &Topology, v: &'s Option<Scalar<'_>>) -> Option<DeviceRef<'s>> {
+            v.as_ref().and_then(Scalar::as_str).map(|id| DeviceRef::resolve(topo, id))
+        }
+        let card_str = parsed.card.as_ref().and_then(Scalar::as_str);
+        let fields = Fields {
             ts,
-            kind: Some(kind),
-            door: parsed.door.as_ref().and_then(Scalar::as_str),
-            reader: parsed.reader.as_ref().and_then(Scalar::as_str),
-            camera: parsed.camera.as_ref().and_then(Scalar::as_str),
-            sensor: parsed.sensor.as_ref().and_then(Scalar::as_str),
-            device: parsed.device.as_ref().and_then(Scalar::as_str),
-            card: parsed.card.as_ref().and_then(Scalar::as_str),
+            kind,
+            door: dev(topo, &parsed.door),
+            reader: dev(topo, &parsed.reader),
+            camera: dev(topo, &parsed.camera),
+            sensor: dev(topo, &parsed.sensor),
+            device: dev(topo, &parsed.device),
+            card: card_str.map_or(CardKey::NONE, CardKey::of),
             out,
             count,
         };
-        let event = intern(&self.topo, &fields, ingest_ns).map_err(|(reason, detail)| reject(reason, detail))?;
-        let new_card = match fields.card {
+        let event = intern(topo, &fields, ingest_ns).map_err(|(reason, detail)| reject(reason, detail))?;
+        let new_card = match card_str {
             Some(c) if event.card.is_some() && self.seen_cards.insert(event.card.0) => Some(c.to_owned()),
             _ => None,
         };
@@ -416,22 +439,28 @@ fn trim_ascii(mut s: &[u8]) -> &[u8] {
     s
 }
 
-/// Interns the fields of one event into a compact [`Event`], checking what its type needs.
-pub fn intern(topo: &Topology, f: &RawFields<'_>, ingest_ns: u64) -> Result<Event, (Reason, String)> {
-    let kind = f.kind.ok_or((Reason::MissingField, "missing field `type`".to_string()))?;
-    let lookup = |field: &'static str, id: &str, want: fn(DeviceKind) -> bool| -> Result<DeviceIx, (Reason, String)> {
-        let ix = topo.device(id).ok_or_else(|| {
-            (Reason::UnknownDevice, format!("{field} \"{}\" is not in the topology", truncate(id, 64)))
-        })?;
-        let kind = topo.device_info(ix).kind;
-        if !want(kind) {
-            return Err((
-                Reason::UnknownDevice,
-                format!("{field} \"{}\" is a {}, not a {field}", truncate(id, 64), kind.table()),
-            ));
-        }
-        Ok(ix)
-    };
+/// Checks what the event's type needs and builds the compact [`Event`].
+pub fn intern(topo: &Topology, f: &Fields<'_>, ingest_ns: u64) -> Result<Event, (Reason, String)> {
+    let kind = f.kind;
+    let lookup =
+        |field: &'static str, r: DeviceRef<'_>, want: fn(DeviceKind) -> bool| -> Result<DeviceIx, (Reason, String)> {
+            match r {
+                DeviceRef::Unknown(id) => {
+                    Err((Reason::UnknownDevice, format!("{field} \"{}\" is not in the topology", truncate(id, 64))))
+                }
+                DeviceRef::Known(ix) => {
+                    let info = topo.device_info(ix);
+                    if want(info.kind) {
+                        Ok(ix)
+                    } else {
+                        Err((
+                            Reason::UnknownDevice,
+                            format!("{field} \"{}\" is a {}, not a {field}", info.id, info.kind.table()),
+                        ))
+                    }
+                }
+            }
+        };
     let missing = |field: &str| (Reason::MissingField, format!("{} needs `{field}`", kind.name()));
     let is_door = |k| k == DeviceKind::Door;
     let mut flags = 0u8;
@@ -481,10 +510,15 @@ pub fn intern(topo: &Topology, f: &RawFields<'_>, ingest_ns: u64) -> Result<Even
         }
         EventType::Heartbeat => lookup("device", f.device.ok_or_else(|| missing("device"))?, |_| true)?,
     };
-    let card = match f.card {
-        Some(c) if kind.is_access() => CardKey::of(c),
-        _ => CardKey::NONE,
-    };
+    // Any other device field present must still name a device of the topology.
+    for (field, r) in
+        [("door", f.door), ("reader", f.reader), ("camera", f.camera), ("sensor", f.sensor), ("device", f.device)]
+    {
+        if let Some(DeviceRef::Unknown(id)) = r {
+            return Err((Reason::UnknownDevice, format!("{field} \"{}\" is not in the topology", truncate(id, 64))));
+        }
+    }
+    let card = if kind.is_access() { f.card } else { CardKey::NONE };
     if kind == EventType::AccessGranted && !card.is_some() {
         return Err(missing("card"));
     }

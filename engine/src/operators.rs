@@ -171,8 +171,9 @@ pub(crate) fn rules<'s>(
         let ordered: Vec<usize> = (0..detectors.len()).filter(|&i| detectors[i].needs_order()).collect();
         let ordered_types = ordered.iter().fold(TypeSet::EMPTY, |s, &i| s.union(detectors[i].types()));
         let types: Vec<TypeSet> = detectors.iter().map(|d| d.types()).collect();
-        let mut pending: Vec<Keyed> = Vec::new();
-        let mut ready: Vec<Keyed> = Vec::new();
+        // Events for order-driven detectors, each with its sort key computed once.
+        let mut pending: Vec<((u128, u64, Key), Keyed)> = Vec::new();
+        let mut ready: Vec<((u128, u64, Key), Keyed)> = Vec::new();
         let mut ticks_log = TickLog::new(peers);
         let mut watermark = 0u64;
         let mut fired: Vec<RawAlarm> = Vec::new();
@@ -189,7 +190,8 @@ pub(crate) fn rules<'s>(
                         }
                     }
                     if ordered_types.contains(k.ev.kind) {
-                        pending.push(k);
+                        let (hi, lo) = k.ev.order_key(&device_order);
+                        pending.push(((hi, lo, k.key), k));
                     }
                 }
             });
@@ -203,20 +205,19 @@ pub(crate) fn rules<'s>(
                     (a, b) => a.or(b),
                 }
             };
-            let first_new = fired.len();
             if let Some(w) = target.filter(|&w| w > watermark) {
                 // Everything below `w` is known: evaluate it in total order.
                 ready.clear();
-                pending.retain(|k| {
-                    if k.ev.ts.0 < w {
-                        ready.push(*k);
+                pending.retain(|p| {
+                    if p.1.ev.ts.0 < w {
+                        ready.push(*p);
                         false
                     } else {
                         true
                     }
                 });
-                ready.sort_unstable_by_key(|k| (k.ev.order_key(&device_order), k.key));
-                for k in &ready {
+                ready.sort_unstable_by_key(|p| p.0);
+                for (_, k) in &ready {
                     for d in detectors.iter_mut() {
                         d.advance(Watermark(k.ev.ts.0), &mut fired);
                     }
@@ -239,7 +240,6 @@ pub(crate) fn rules<'s>(
                     a.finality = Finality::Arrival { ingest_ns: ns };
                 }
             }
-            let _ = first_new;
             if !fired.is_empty() {
                 if let Some(c) = cap.as_ref() {
                     output.session(c).give_iterator(fired.drain(..));
