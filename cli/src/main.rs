@@ -1,4 +1,4 @@
-//! `vigil`: the one binary. `vigil <replay|check|convert>`; `demo`, `gen` and `serve` come with
+//! `vigil`: the one binary. `vigil <demo|replay|check|convert>`; `gen` and `serve` come with
 //! their own issues.
 
 use std::process::ExitCode;
@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod check;
+mod demo;
 mod feed;
 mod replay;
 
@@ -22,6 +23,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Replay the built-in sample building and show its alarms (no arguments, no files).
+    Demo,
     /// Replay NDJSON or Arrow files through the rules and report throughput, latency and alarms.
     Replay(replay::Args),
     /// Validate a site topology.
@@ -44,6 +47,7 @@ struct ConvertArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo => demo::run(),
         Command::Replay(args) => replay::run(args),
         Command::Check(args) => check::run(args),
         Command::Convert(args) => convert(args),

@@ -132,7 +132,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 use std::fs::File;
 
-fn summary(stats: &Stats, written: u64, bytes: u64, processes: usize, process: usize) -> String {
+pub fn summary(stats: &Stats, written: u64, bytes: u64, processes: usize, process: usize) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     let wall = stats.wall.as_secs_f64();

@@ -12,7 +12,7 @@ use vigil_rules::{Lateness, RulePack, Topology};
 #[test]
 fn events_beyond_the_lateness_are_counted_forwarded_and_not_processed() {
     let t = T0 + 100_000;
-    let lines = vec![
+    let lines = [
         line(t, "door.opened", "door", "d-main"),
         line(t + 10_000, "heartbeat", "device", "ctl-1"),
         // 2 s lateness: W = t + 8 s now. A forced door at t + 7.999 s is late...
