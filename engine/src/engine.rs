@@ -15,13 +15,14 @@ use timely::dataflow::operators::{Concatenate, Input, Probe};
 use timely::dataflow::{InputHandle, ProbeHandle};
 use timely::worker::Worker;
 use timely::{CommunicationConfig, WorkerConfig};
-use vigil_rules::{Alarm, Detector, Event, Keyspace, Lateness, RulePack, Topology, TypeSet};
+use vigil_rules::{Alarm, Event, Keyspace, Lateness, RuleDef, RuleId, RulePack, Topology};
 
 use crate::clock::IngestClock;
 use crate::decode::{DEFAULT_MAX_LINE, Decoder, Reason, Rejection};
 use crate::operators::{self, CardName, RuleReport, SinkReport, Tick};
 use crate::source::{Batch, Registry, Source, SourceShared};
 use crate::stats::{LatencySummary, SourceRejection, Stats};
+use crate::swap::{Hosted, SwapBoard, SwapReport};
 
 /// Errors of the engine's life cycle.
 #[derive(Debug, thiserror::Error)]
@@ -150,7 +151,8 @@ impl EngineBuilder {
         let clock = IngestClock::new();
         let registry = Arc::new(Registry::new(self.workers, self.queue_batches, clock));
         let (alarm_tx, alarm_rx) = crossbeam_channel::unbounded();
-        let pack = Arc::new(self.pack.clone());
+        let (board, initial) = SwapBoard::new(&self.topo, &self.pack);
+        let board = Arc::new(board);
         let communication = match &self.cluster {
             None if self.workers == 1 => CommunicationConfig::Thread,
             None => CommunicationConfig::Process(self.workers),
@@ -165,7 +167,8 @@ impl EngineBuilder {
         let config = timely::Config { communication, worker: WorkerConfig::default() };
         let ctx = Arc::new(WorkerContext {
             topo: self.topo.clone(),
-            pack,
+            board: board.clone(),
+            initial,
             registry: registry.clone(),
             alarm_tx,
             lateness: self.lateness,
@@ -179,7 +182,16 @@ impl EngineBuilder {
         });
         let started = Instant::now();
         let guards = timely::execute(config, move |worker| run_worker(worker, &ctx)).map_err(EngineError::Start)?;
-        Ok(Engine { registry, alarms: alarm_rx, guards: Some(guards), pack: self.pack, workers: self.workers, started })
+        Ok(Engine {
+            registry,
+            alarms: alarm_rx,
+            guards: Some(guards),
+            board,
+            topo: self.topo,
+            clustered: self.cluster.is_some(),
+            workers: self.workers,
+            started,
+        })
     }
 }
 
@@ -188,7 +200,9 @@ pub struct Engine {
     registry: Arc<Registry>,
     alarms: Receiver<Alarm>,
     guards: Option<timely::communication::WorkerGuards<WorkerReport>>,
-    pack: RulePack,
+    board: Arc<SwapBoard>,
+    topo: Arc<Topology>,
+    clustered: bool,
     workers: usize,
     started: Instant,
 }
@@ -238,6 +252,20 @@ impl Engine {
         self.workers
     }
 
+    /// Replaces the rule pack without a restart and without losing events. The new pack applies to
+    /// events with `ts ≥` the returned [`SwapReport::at_ms`] (the largest ts already accepted + 1
+    /// ms, at least the current watermark); unchanged rules keep their state, changed and new
+    /// rules start empty there, removed rules drop their state. Validate packs with
+    /// [`RulePack::from_toml`] first: a pack that does not parse never reaches the engine.
+    /// Not available in cluster mode.
+    pub fn swap_rules(&self, pack: &RulePack) -> Result<SwapReport, EngineError> {
+        if self.clustered {
+            return Err(EngineError::Config("hot swap is not supported across processes".into()));
+        }
+        let floor = self.registry.floor.load(Ordering::SeqCst);
+        Ok(self.board.swap(&self.topo, pack, floor))
+    }
+
     /// Ends the run: waits until every source is dropped and drained, sets the watermark to the
     /// largest ts + 1 ms, lets the dataflow complete and returns the statistics. Alarms not yet
     /// received stay readable on [`Engine::alarms`] (clone the receiver before calling this).
@@ -246,8 +274,7 @@ impl Engine {
         self.registry.wake_all();
         let guards = self.guards.take().ok_or_else(|| EngineError::Worker("already finished".into()))?;
         let mut stats = Stats { workers: self.workers, ..Stats::default() };
-        let mut hist: Vec<Option<hdrhistogram::Histogram<u64>>> = vec![None; self.pack.rules().len()];
-        let mut alarms = vec![0u64; self.pack.rules().len()];
+        let mut per_rule: std::collections::HashMap<RuleId, (u64, hdrhistogram::Histogram<u64>)> = Default::default();
         for r in guards.join() {
             let r = r.map_err(EngineError::Worker)?;
             stats.events += r.events;
@@ -258,29 +285,31 @@ impl Engine {
             stats.rejection_samples.extend(r.samples);
             stats.pending += r.rules.pending;
             stats.dropped += r.rules.dropped;
-            for (i, n) in r.sink.alarms.iter().enumerate() {
-                alarms[i] += n;
-            }
-            for (i, h) in r.sink.latency.into_iter().enumerate() {
-                if let Some(h) = h {
-                    match &mut hist[i] {
-                        Some(total) => {
-                            let _ = total.add(&h);
-                        }
-                        slot @ None => *slot = Some(h),
-                    }
-                }
+            for (rule, (n, h)) in r.sink.per_rule {
+                let entry = per_rule.entry(rule).or_insert_with(|| (0, operators::new_histogram()));
+                entry.0 += n;
+                let _ = entry.1.add(&h);
             }
         }
         stats.rejection_samples.sort_by(|a, b| (&a.source, a.rejection.line).cmp(&(&b.source, b.rejection.line)));
+        // Per rule id string: every rule of the current pack (zero included), plus rules swapped
+        // out that alarmed before.
+        let book = self.board.book.read().unwrap_or_else(|e| e.into_inner());
+        let current = self.board.current_rules();
+        for (_, def) in &current {
+            stats.alarms.insert(def.id.clone(), 0);
+        }
         let mut all = operators::new_histogram();
-        for (i, rule) in self.pack.rules().iter().enumerate() {
-            stats.alarms.insert(rule.id.clone(), alarms[i]);
-            if let Some(h) = hist[i].take() {
-                let _ = all.add(&h);
-                stats.latency.insert(rule.id.clone(), LatencySummary::of(&h));
-                stats.histograms.insert(rule.id.clone(), h);
-            }
+        let mut by_name: std::collections::BTreeMap<String, hdrhistogram::Histogram<u64>> = Default::default();
+        for (rule, (n, h)) in per_rule {
+            let name = book.get(rule).id.clone();
+            *stats.alarms.entry(name.clone()).or_default() += n;
+            let _ = all.add(&h);
+            let _ = by_name.entry(name).or_insert_with(operators::new_histogram).add(&h);
+        }
+        for (name, h) in by_name {
+            stats.latency.insert(name.clone(), LatencySummary::of(&h));
+            stats.histograms.insert(name, h);
         }
         stats.latency_all = LatencySummary::of(&all);
         stats.wall = self.started.elapsed();
@@ -299,7 +328,8 @@ impl Drop for Engine {
 /// Everything a worker needs, shared by all workers of the process.
 struct WorkerContext {
     topo: Arc<Topology>,
-    pack: Arc<RulePack>,
+    board: Arc<SwapBoard>,
+    initial: Vec<(RuleId, RuleDef)>,
     registry: Arc<Registry>,
     alarm_tx: Sender<Alarm>,
     lateness: Lateness,
@@ -350,6 +380,8 @@ struct Ingest<'a> {
     samples: Vec<SourceRejection>,
     /// Largest ts this worker accepted.
     max_ts: Option<u64>,
+    /// Accepted events of the current batch, sent by [`Ingest::flush`].
+    out: Vec<Event>,
 }
 
 impl Ingest<'_> {
@@ -367,13 +399,7 @@ impl Ingest<'_> {
 
     /// Accepts or sends to the late output one decoded event.
     #[inline]
-    fn accept(
-        &mut self,
-        src: &mut OwnedSource,
-        ev: Event,
-        input_time: u64,
-        input: &mut InputHandle<u64, timely::container::CapacityContainerBuilder<Vec<Event>>>,
-    ) {
+    fn accept(&mut self, src: &mut OwnedSource, ev: Event, input_time: u64) {
         // Event by event, so the verdict does not depend on how lines were batched.
         let floor = src.watermark(self.ctx.lateness.ms).max(input_time);
         if ev.ts.0 < floor {
@@ -385,7 +411,21 @@ impl Ingest<'_> {
         }
         self.events += 1;
         src.max_ts = Some(src.max_ts.map_or(ev.ts.0, |m| m.max(ev.ts.0)));
-        input.send(ev);
+        self.out.push(ev);
+    }
+
+    /// Sends the batch's accepted events into the dataflow under the swap board's lock, recording
+    /// the largest ts sent (what makes a hot swap's boundary exact, see `swap.rs`).
+    fn flush(&mut self, input: &mut InputHandle<u64, timely::container::CapacityContainerBuilder<Vec<Event>>>) {
+        if self.out.is_empty() {
+            return;
+        }
+        let max = self.out.iter().map(|e| e.ts.0).max();
+        let mut board = self.ctx.board.state.lock().unwrap_or_else(|e| e.into_inner());
+        board.max_sent = board.max_sent.max(max);
+        for ev in self.out.drain(..) {
+            input.send(ev);
+        }
     }
 }
 
@@ -403,12 +443,11 @@ fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
     let rule_report = Rc::new(RefCell::new(RuleReport::default()));
     let sink_report = Rc::new(RefCell::new(SinkReport::default()));
 
-    // Detectors by keyspace.
-    let mut by_space: Vec<(Keyspace, Vec<Box<dyn Detector>>)> = Vec::new();
-    for (space, det) in ctx.pack.detectors(&ctx.topo) {
-        match by_space.iter_mut().find(|(s, _)| *s == space) {
-            Some((_, v)) => v.push(det),
-            None => by_space.push((space, vec![det])),
+    // Detectors by keyspace. Every keyspace gets its operators, so a swap can start using one.
+    let mut by_space: Vec<(Keyspace, Vec<Hosted>)> = Keyspace::ALL.iter().map(|s| (*s, Vec::new())).collect();
+    for (space, rules, det) in RulePack::detectors(&ctx.topo, &ctx.initial) {
+        if let Some((_, v)) = by_space.iter_mut().find(|(s, _)| *s == space) {
+            v.push(Hosted::new(rules, det, 0));
         }
     }
 
@@ -417,14 +456,15 @@ fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
         let ticks = scope.input_from(&mut ticks_in).broadcast();
         let names = scope.input_from(&mut names_in);
         let mut alarm_streams = Vec::new();
-        for (space, detectors) in by_space {
-            let types = detectors.iter().fold(TypeSet::EMPTY, |s, d| s.union(d.types()));
-            let keyed = operators::route(events.clone(), ctx.topo.clone(), space, types);
+        for (space, hosted) in by_space {
+            let keyed = operators::route(events.clone(), ctx.topo.clone(), space, ctx.board.clone());
             alarm_streams.push(operators::rules(
                 keyed,
                 ticks.clone(),
                 ctx.topo.clone(),
-                detectors,
+                space,
+                hosted,
+                ctx.board.clone(),
                 rule_report.clone(),
                 ctx.clock,
             ));
@@ -436,7 +476,7 @@ fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
             alarms,
             names,
             ctx.topo.clone(),
-            ctx.pack.clone(),
+            ctx.board.clone(),
             ctx.alarm_tx.clone(),
             sink_report.clone(),
             ctx.clock,
@@ -452,6 +492,7 @@ fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
         rejected: [0; Reason::ALL.len()],
         samples: Vec::new(),
         max_ts: None,
+        out: Vec::with_capacity(4_096),
     };
     let mut owned: Vec<OwnedSource> = Vec::new();
     let mut all_sources: Vec<Arc<SourceShared>> = Vec::new();
@@ -487,8 +528,8 @@ fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
                 match src.rx.try_recv() {
                     Ok(batch) => {
                         worked = true;
-                        let ingest_ns =
-                            ingest_batch(&mut ingest, src, batch, input_time, &mut events_in, &mut names_in);
+                        let ingest_ns = ingest_batch(&mut ingest, src, batch, input_time, &mut names_in);
+                        ingest.flush(&mut events_in);
                         if src.max_ts.is_some() {
                             let w = src.watermark(lateness);
                             if w > src.shared.watermark.load(Ordering::Relaxed) {
@@ -582,7 +623,6 @@ fn ingest_batch(
     src: &mut OwnedSource,
     batch: Batch,
     input_time: u64,
-    events_in: &mut InputHandle<u64, timely::container::CapacityContainerBuilder<Vec<Event>>>,
     names_in: &mut InputHandle<u64, timely::container::CapacityContainerBuilder<Vec<CardName>>>,
 ) -> u64 {
     let name = src.shared.name.clone();
@@ -597,7 +637,7 @@ fn ingest_batch(
                         if let Some(card) = d.new_card {
                             names_in.send(CardName { key: d.event.card.0, name: card });
                         }
-                        ingest.accept(src, d.event, input_time, events_in);
+                        ingest.accept(src, d.event, input_time);
                     }
                     Ok(None) => {}
                     Err(r) => ingest.reject(&name, r),
@@ -610,7 +650,7 @@ fn ingest_batch(
         Batch::Events(events) => {
             let ns = events.first().map_or(0, |e| e.ingest_ns);
             for ev in events {
-                ingest.accept(src, ev, input_time, events_in);
+                ingest.accept(src, ev, input_time);
             }
             ns
         }
@@ -632,7 +672,7 @@ fn ingest_batch(
                 ingest.reject(&name, r);
             }
             for ev in decoded {
-                ingest.accept(src, ev, input_time, events_in);
+                ingest.accept(src, ev, input_time);
             }
             ingest_ns
         }

@@ -75,10 +75,12 @@ mod engine;
 mod operators;
 pub mod source;
 pub mod stats;
+mod swap;
 
 pub use engine::{Cluster, Engine, EngineBuilder, EngineError, LateEvent};
 pub use source::{PushError, Source, TryPushError};
 pub use stats::{LatencySummary, SourceRejection, Stats};
+pub use swap::SwapReport;
 
 /// Re-exported so hosts can build Arrow batches without naming the version.
 #[cfg(feature = "arrow")]

@@ -6,9 +6,10 @@
 //! operator whose input frontier is `F` knows every event with `ts < F`.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use crossbeam_channel::Sender;
 use hdrhistogram::Histogram;
@@ -20,11 +21,11 @@ use timely::dataflow::operators::generic::operator::Operator;
 use timely::progress::frontier::MutableAntichain;
 use vigil_rules::keyspace::for_each_key;
 use vigil_rules::{
-    Alarm, CardKey, Detector, Event, Finality, Key, Keyspace, RawAlarm, Renderer, RulePack, Topology, TypeSet,
-    Watermark,
+    Alarm, CardKey, Event, Finality, Key, Keyspace, RawAlarm, Renderer, RuleId, Topology, TypeSet, Watermark,
 };
 
 use crate::clock::IngestClock;
+use crate::swap::{self, Hosted, SwapBoard};
 
 /// An event routed to one key of a keyspace (a camera event fans out to every door it watches).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,12 +61,14 @@ pub(crate) struct RuleReport {
     pub dropped: u64,
 }
 
-/// What the alarm sink reports.
+/// What the alarm sink reports: alarms and latency per rule.
 #[derive(Debug, Default)]
 pub(crate) struct SinkReport {
-    pub alarms: Vec<u64>,
-    pub latency: Vec<Option<Histogram<u64>>>,
+    pub per_rule: HashMap<RuleId, (u64, Histogram<u64>)>,
 }
+
+/// How long (event time) a rule operator remembers emitted identities.
+const IDENTITY_MEMORY_MS: u64 = 86_400_000;
 
 /// Spreads keys over workers: timely routes by the low bits, so mix them first.
 #[inline]
@@ -77,15 +80,17 @@ fn frontier_min(f: &MutableAntichain<u64>) -> Option<u64> {
     f.frontier().iter().min().copied()
 }
 
-/// Routes events to the keys of `space` that `types` concern.
+/// Routes events to the keys of `space`, for the event types some detector of that keyspace
+/// wants (read from the swap board once per invocation: a swap may add types).
 pub(crate) fn route<'s>(
     events: StreamVec<'s, u64, Event>,
     topo: Arc<Topology>,
     space: Keyspace,
-    types: TypeSet,
+    board: Arc<SwapBoard>,
 ) -> StreamVec<'s, u64, Keyed> {
     events.unary(Pipeline, "Route", move |_, _| {
         move |input, output| {
+            let types = board.routed(space);
             input.for_each_stamp(|cap, data| {
                 let mut session = output.session(&cap);
                 for batch in data {
@@ -153,24 +158,27 @@ impl TickLog {
 }
 
 /// The rule operator of one keyspace: hosts its detectors, feeds arrival-driven detectors at once
-/// and order-driven ones in total order as the frontier passes, and resolves each alarm's
-/// finality instant for latency.
+/// and order-driven ones in total order as the frontier passes, applies hot swaps at their
+/// boundary, and resolves each alarm's finality instant for latency.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn rules<'s>(
     keyed: StreamVec<'s, u64, Keyed>,
     ticks: StreamVec<'s, u64, Tick>,
     topo: Arc<Topology>,
-    detectors: Vec<Box<dyn Detector>>,
+    space: Keyspace,
+    hosted: Vec<Hosted>,
+    board: Arc<SwapBoard>,
     report: Rc<RefCell<RuleReport>>,
     clock: IngestClock,
 ) -> StreamVec<'s, u64, RawAlarm> {
     let peers = keyed.scope().peers();
     keyed.binary_frontier(ticks, Exchange::new(|k: &Keyed| mix(k.key)), Pipeline, "Rules", move |cap, _info| {
         let mut cap: Option<Capability<u64>> = Some(cap);
-        let mut detectors = detectors;
-        let arrival: Vec<usize> = (0..detectors.len()).filter(|&i| !detectors[i].needs_order()).collect();
-        let ordered: Vec<usize> = (0..detectors.len()).filter(|&i| detectors[i].needs_order()).collect();
-        let ordered_types = ordered.iter().fold(TypeSet::EMPTY, |s, &i| s.union(detectors[i].types()));
-        let types: Vec<TypeSet> = detectors.iter().map(|d| d.types()).collect();
+        let mut hosted = hosted;
+        let mut seen_swaps = 0usize;
+        let ordered_types = |h: &[Hosted]| h.iter().filter(|h| h.ordered).fold(TypeSet::EMPTY, |s, h| s.union(h.types));
+        let mut ordered = ordered_types(&hosted);
+        let mut arrived: Vec<Keyed> = Vec::new();
         // Events for order-driven detectors, each with its sort key computed once.
         let mut pending: Vec<((u128, u64, Key), Keyed)> = Vec::new();
         let mut ready: Vec<((u128, u64, Key), Keyed)> = Vec::new();
@@ -178,23 +186,39 @@ pub(crate) fn rules<'s>(
         let mut watermark = 0u64;
         let mut fired: Vec<RawAlarm> = Vec::new();
         let device_order: Vec<u32> = topo.device_order().to_vec();
+        // Identities already emitted: two triggers with one identity (two same-millisecond grants
+        // of one card at two doors) are one alarm, the first in total order. Kept for a day of
+        // event time (alarms are rare, so this stays small).
+        let mut emitted: HashSet<(RuleId, u64, Key)> = HashSet::new();
+        let mut next_prune = 0u64;
 
         move |(events, events_frontier), (tick_input, ticks_frontier), output| {
             tick_input.for_each(|_, data| data.iter().for_each(|t| ticks_log.record(t)));
+            events.for_each(|_, data| arrived.append(data));
 
-            events.for_each(|_, data| {
-                for k in data.drain(..) {
-                    for &i in &arrival {
-                        if types[i].contains(k.ev.kind) {
-                            detectors[i].on_arrival(k.key, &k.ev, &mut fired);
-                        }
-                    }
-                    if ordered_types.contains(k.ev.kind) {
-                        let (hi, lo) = k.ev.order_key(&device_order);
-                        pending.push(((hi, lo, k.key), k));
+            // Swaps published before any event we now hold was sent (see swap.rs).
+            let version = board.version.load(Ordering::Acquire) as usize;
+            if version != seen_swaps {
+                let state = board.state.lock().unwrap_or_else(|e| e.into_inner());
+                for published in &state.swaps[seen_swaps.min(state.swaps.len())..] {
+                    swap::apply(&topo, space, &mut hosted, published);
+                }
+                seen_swaps = state.swaps.len();
+                ordered = ordered_types(&hosted);
+            }
+
+            for k in arrived.drain(..) {
+                let ts = k.ev.ts.0;
+                for h in hosted.iter_mut() {
+                    if !h.ordered && h.types.contains(k.ev.kind) && h.sees(ts) {
+                        h.det.on_arrival(k.key, &k.ev, &mut fired);
                     }
                 }
-            });
+                if ordered.contains(k.ev.kind) {
+                    let (hi, lo) = k.ev.order_key(&device_order);
+                    pending.push(((hi, lo, k.key), k));
+                }
+            }
 
             let closed = events_frontier.is_empty() && ticks_frontier.is_empty();
             let target = if closed {
@@ -218,19 +242,26 @@ pub(crate) fn rules<'s>(
                 });
                 ready.sort_unstable_by_key(|p| p.0);
                 for (_, k) in &ready {
-                    for d in detectors.iter_mut() {
-                        d.advance(Watermark(k.ev.ts.0), &mut fired);
-                    }
-                    for &i in &ordered {
-                        if types[i].contains(k.ev.kind) {
-                            detectors[i].on_final(k.key, &k.ev, &mut fired);
+                    let ts = k.ev.ts.0;
+                    for h in hosted.iter_mut() {
+                        // A retired detector decides nothing at or after its boundary.
+                        h.det.advance(Watermark(ts.min(h.until)), &mut fired);
+                        if h.ordered && h.types.contains(k.ev.kind) && h.sees(ts) {
+                            h.det.on_final(k.key, &k.ev, &mut fired);
                         }
                     }
                 }
-                for d in detectors.iter_mut() {
-                    d.advance(Watermark(w), &mut fired);
+                for h in hosted.iter_mut() {
+                    h.det.advance(Watermark(w.min(h.until)), &mut fired);
                 }
+                // Retired detectors whose boundary the watermark has passed drop their state.
+                hosted.retain(|h| h.until > w);
                 watermark = w;
+            }
+            fired.retain(|a| emitted.insert((a.rule, a.ts.0, a.key)));
+            if watermark >= next_prune {
+                emitted.retain(|(_, ts, _)| ts.saturating_add(IDENTITY_MEMORY_MS) >= watermark);
+                next_prune = watermark.saturating_add(3_600_000);
             }
             // Resolve when each alarm became final (for latency).
             let now = clock.now_ns();
@@ -249,8 +280,8 @@ pub(crate) fn rules<'s>(
             if closed {
                 if cap.take().is_some() {
                     let mut r = report.borrow_mut();
-                    r.pending += detectors.iter().map(|d| d.pending()).sum::<u64>();
-                    r.dropped += detectors.iter().map(|d| d.dropped()).sum::<u64>();
+                    r.pending += hosted.iter().map(|h| h.det.pending()).sum::<u64>();
+                    r.dropped += hosted.iter().map(|h| h.det.dropped()).sum::<u64>();
                 }
             } else if let (Some(c), Some(f)) = (cap.as_mut(), target) {
                 if f > *c.time() {
@@ -269,7 +300,7 @@ pub(crate) fn sink<'s>(
     alarms: StreamVec<'s, u64, RawAlarm>,
     names: StreamVec<'s, u64, CardName>,
     topo: Arc<Topology>,
-    pack: Arc<RulePack>,
+    board: Arc<SwapBoard>,
     tx: Sender<Alarm>,
     report: Rc<RefCell<SinkReport>>,
     clock: IngestClock,
@@ -283,23 +314,16 @@ pub(crate) fn sink<'s>(
             let mut directory: HashMap<u64, Box<str>> = HashMap::new();
             let mut waiting: Vec<(u64, RawAlarm)> = Vec::new();
             let mut next_id = 1u64;
-            let rules = pack.rules().len();
-            {
-                let mut r = report.borrow_mut();
-                r.alarms = vec![0; rules];
-                r.latency = vec![None; rules];
-            }
             move |(alarm_input, _alarm_frontier), (name_input, name_frontier), _output| {
                 name_input.for_each(|_, data| {
                     for n in data.drain(..) {
                         directory.entry(n.key).or_insert_with(|| n.name.into_boxed_str());
                     }
                 });
+                // A card-keyed alarm's key is a card its trigger carries; the evidence cards are the
+                // trigger's and the other event's.
                 let known = |dir: &HashMap<u64, Box<str>>, a: &RawAlarm| {
-                    let mut cards = [a.trigger.card, a.other.map(|o| o.card).unwrap_or(CardKey::NONE)];
-                    if pack.rule(a.rule).keyspace == Keyspace::Card {
-                        cards[1] = if cards[1].is_some() { cards[1] } else { CardKey(a.key) };
-                    }
+                    let cards = [a.trigger.card, a.other.map(|o| o.card).unwrap_or(CardKey::NONE)];
                     cards.iter().all(|c| !c.is_some() || dir.contains_key(&c.0))
                 };
                 let mut ready: Vec<RawAlarm> = Vec::new();
@@ -324,7 +348,8 @@ pub(crate) fn sink<'s>(
                 if ready.is_empty() {
                     return;
                 }
-                let renderer = Renderer { topo: &topo, pack: &pack };
+                let book = board.book.read().unwrap_or_else(|e| e.into_inner());
+                let renderer = Renderer { topo: &topo, book: &book };
                 let name = |c: CardKey| directory.get(&c.0).map(|s| s.to_string());
                 let mut r = report.borrow_mut();
                 for raw in ready {
@@ -336,9 +361,8 @@ pub(crate) fn sink<'s>(
                     let latency_us = now.saturating_sub(final_ns) / 1_000;
                     let alarm = renderer.render(&raw, next_id, latency_us, &name);
                     next_id += 1;
-                    let rule = raw.rule.0 as usize;
-                    r.alarms[rule] += 1;
-                    let h = r.latency[rule].get_or_insert_with(new_histogram);
+                    let (count, h) = r.per_rule.entry(raw.rule).or_insert_with(|| (0, new_histogram()));
+                    *count += 1;
                     h.saturating_record(latency_us.max(1));
                     // The host may have stopped listening; alarms are still counted.
                     let _ = tx.send(alarm);

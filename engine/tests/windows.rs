@@ -73,12 +73,13 @@ fn a_door_without_cameras_is_unconfirmed_at_once_even_at_the_end_of_input() {
 #[test]
 fn unconfirmed_decisions_past_the_end_of_input_stay_pending() {
     // The input ends at T + 9_999: the window [T-5s, T+10s] is not final.
-    let lines = vec![line(T, "door.forced", "door", "d-main"), line(T + 9_999, "heartbeat", "device", "ctl-1")];
+    // (A door.closed with no opening: no rule waits on it.)
+    let lines = vec![line(T, "door.forced", "door", "d-main"), line(T + 9_999, "door.closed", "door", "d-dock")];
     let (got, stats) = run(SITE, &lines, Run::default());
     assert!(got.is_empty(), "{got:?}");
     assert_eq!(stats.pending, 1);
     // Ending at T + 10_000 makes it final (W = max ts + 1 > T + 10 s).
-    let lines = vec![line(T, "door.forced", "door", "d-main"), line(T + 10_000, "heartbeat", "device", "ctl-1")];
+    let lines = vec![line(T, "door.forced", "door", "d-main"), line(T + 10_000, "door.closed", "door", "d-dock")];
     let (got, stats) = run(SITE, &lines, Run::default());
     assert_eq!(idents(&got), set(&[a("forced_entry_unconfirmed", T, "d-main", 140)]));
     assert_eq!(stats.pending, 0);

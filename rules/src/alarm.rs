@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{CardKey, Event, EventType};
 use crate::keyspace::{Key, Keyspace};
-use crate::pack::{RuleId, RulePack};
+use crate::pack::{RuleDef, RuleId};
 use crate::time::EventTime;
 use crate::topology::{AreaIx, DeviceIx, DoorIx, Topology};
 
@@ -119,6 +119,9 @@ pub struct Alarm {
     pub id: u64,
     /// Rule id.
     pub rule: String,
+    /// The identity key: the door, card, area, device, camera, sensor or site id, by the rule's
+    /// `group_by` (not serialized: it is one of the fields below).
+    pub key: String,
     /// Trigger time.
     pub ts: u64,
     /// 1..=255, higher is more urgent.
@@ -147,28 +150,72 @@ pub struct Alarm {
     pub latency_us: u64,
 }
 
-/// Renders raw alarms: knows the topology, the pack and where card names come from.
+/// Every rule an engine has run, by [`RuleId`]: append-only, so ids stay valid across hot swaps
+/// (an alarm of a rule that was swapped out still renders).
+#[derive(Debug, Clone, Default)]
+pub struct RuleBook {
+    rules: Vec<RuleDef>,
+}
+
+impl RuleBook {
+    /// An empty book.
+    pub fn new() -> RuleBook {
+        RuleBook::default()
+    }
+    /// Adds a rule, returning its id.
+    pub fn add(&mut self, def: RuleDef) -> RuleId {
+        self.rules.push(def);
+        RuleId((self.rules.len() - 1) as u16)
+    }
+    /// A rule by id.
+    pub fn get(&self, id: RuleId) -> &RuleDef {
+        &self.rules[id.0 as usize]
+    }
+    /// Number of rules ever added.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+    /// True when no rule was added.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+    /// All rules with their ids.
+    pub fn iter(&self) -> impl Iterator<Item = (RuleId, &RuleDef)> {
+        self.rules.iter().enumerate().map(|(i, r)| (RuleId(i as u16), r))
+    }
+}
+
+/// Renders raw alarms: knows the topology, the rules and where card names come from.
 #[derive(Debug)]
 pub struct Renderer<'a> {
     /// The topology.
     pub topo: &'a Topology,
-    /// The pack the alarm's rule id indexes.
-    pub pack: &'a RulePack,
+    /// The rules the alarm's rule id indexes.
+    pub book: &'a RuleBook,
 }
 
 impl Renderer<'_> {
-    /// The key string of an alarm (for identity comparisons).
+    fn device_id(&self, ix: DeviceIx) -> String {
+        self.topo.device_info(ix).id.to_string()
+    }
+
+    fn door_id(&self, d: DoorIx) -> String {
+        self.device_id(self.topo.door_info(d).device)
+    }
+
+    /// The identity key string of an alarm (door, card, area, device, camera, sensor or site id).
     pub fn key_name(&self, raw: &RawAlarm, card_name: &dyn Fn(CardKey) -> Option<String>) -> String {
-        let space = self.pack.rule(raw.rule).keyspace;
-        match space {
-            Keyspace::Door => self.topo.device_info(self.topo.door_info(DoorIx(raw.key as u32)).device).id.to_string(),
-            Keyspace::Area => self.topo.area_info(AreaIx(raw.key as u32)).id.to_string(),
-            Keyspace::Device => self.topo.device_info(DeviceIx(raw.key as u32)).id.to_string(),
+        let topo = self.topo;
+        match self.book.get(raw.rule).keyspace {
+            Keyspace::Door => self.door_id(DoorIx(raw.key as u32)),
+            Keyspace::Area => topo.area_info(AreaIx(raw.key as u32)).id.to_string(),
+            Keyspace::Device | Keyspace::Camera | Keyspace::Sensor => self.device_id(DeviceIx(raw.key as u32)),
+            Keyspace::Site => topo.site_info(crate::topology::SiteIx(raw.key as u32)).id.to_string(),
             Keyspace::Card => card_name(CardKey(raw.key)).unwrap_or_else(|| format!("#{:016x}", raw.key)),
         }
     }
 
-    /// Renders one alarm.
+    /// Renders one alarm: every key that applies, the cameras to pop up, the evidence.
     pub fn render(
         &self,
         raw: &RawAlarm,
@@ -177,33 +224,46 @@ impl Renderer<'_> {
         card_name: &dyn Fn(CardKey) -> Option<String>,
     ) -> Alarm {
         let topo = self.topo;
-        let rule = self.pack.rule(raw.rule);
+        let rule = self.book.get(raw.rule);
+        let space = rule.keyspace;
+        let key_dev = DeviceIx(raw.key as u32);
         let trigger_dev = topo.device_info(raw.trigger.device);
         // The door: the key for door rules, else the trigger's door (a card rule names its door).
-        let door = match rule.keyspace {
+        let door = match space {
             Keyspace::Door => Some(DoorIx(raw.key as u32)),
+            Keyspace::Device => topo.door_of(key_dev),
             _ => topo.door_of(raw.trigger.device),
         };
-        let area = match rule.keyspace {
+        let area = match space {
             Keyspace::Area => Some(AreaIx(raw.key as u32)),
-            _ => door.map(|d| topo.door_info(d).to).or(trigger_dev.area),
+            Keyspace::Device | Keyspace::Camera | Keyspace::Sensor => {
+                door.map(|d| topo.door_info(d).to).or(topo.device_info(key_dev).area)
+            }
+            _ => crate::filter::event_area(topo, &raw.trigger).or(door.map(|d| topo.door_info(d).to)),
         };
-        let criticality = match rule.keyspace {
+        let criticality = match space {
             Keyspace::Area => topo.area_info(AreaIx(raw.key as u32)).criticality,
-            Keyspace::Device => 3,
-            _ => door.map(|d| topo.door_info(d).criticality).unwrap_or(3),
+            Keyspace::Door | Keyspace::Card => door.map_or(3, |d| topo.door_info(d).criticality),
+            _ => 3,
         };
         let priority = priority(rule.priority, criticality);
-        let cameras: Vec<String> = match (rule.keyspace, door) {
-            (Keyspace::Area, _) => area.map(|a| topo.area_info(a).cameras.clone()).unwrap_or_default(),
-            (_, Some(d)) => topo.door_info(d).cameras.clone(),
-            _ => Vec::new(),
-        }
-        .into_iter()
-        .map(|c| topo.device_info(c).id.to_string())
-        .collect();
-        let site = door.map(|d| topo.device_info(topo.door_info(d).device).site).unwrap_or(trigger_dev.site);
-        let card = match rule.keyspace {
+        let camera = match space {
+            Keyspace::Camera => Some(key_dev),
+            _ if trigger_dev.kind == crate::topology::DeviceKind::Camera => Some(raw.trigger.device),
+            _ => None,
+        };
+        let cameras: Vec<DeviceIx> = match (space, door, camera) {
+            (Keyspace::Area, _, _) => area.map(|a| topo.area_info(a).cameras.clone()).unwrap_or_default(),
+            (_, Some(d), _) => topo.door_info(d).cameras.clone(),
+            (_, None, Some(c)) => vec![c],
+            (_, None, None) => area.map(|a| topo.area_info(a).cameras.clone()).unwrap_or_default(),
+        };
+        let site = match space {
+            Keyspace::Site => crate::topology::SiteIx(raw.key as u32),
+            Keyspace::Device | Keyspace::Camera | Keyspace::Sensor => topo.device_info(key_dev).site,
+            _ => door.map_or(trigger_dev.site, |d| topo.device_info(topo.door_info(d).device).site),
+        };
+        let card = match space {
             Keyspace::Card => Some(self.key_name(raw, card_name)),
             _ => raw.trigger.card.is_some().then(|| card_name(raw.trigger.card)).flatten(),
         };
@@ -214,16 +274,17 @@ impl Renderer<'_> {
         Alarm {
             id,
             rule: rule.id.clone(),
+            key: self.key_name(raw, card_name),
             ts: raw.ts.0,
             priority,
             band: Band::of(priority),
             site: Some(topo.site_info(site).id.to_string()),
-            door: door.map(|d| topo.device_info(topo.door_info(d).device).id.to_string()),
+            door: door.map(|d| self.door_id(d)),
             area: area.map(|a| topo.area_info(a).id.to_string()),
             card,
-            device: (rule.keyspace == Keyspace::Device).then(|| self.key_name(raw, card_name)),
-            camera: None,
-            cameras,
+            device: matches!(space, Keyspace::Device | Keyspace::Sensor).then(|| self.device_id(key_dev)),
+            camera: camera.map(|c| self.device_id(c)),
+            cameras: cameras.into_iter().map(|c| self.device_id(c)).collect(),
             excess: (raw.excess > 0).then_some(raw.excess),
             evidence,
             latency_us,
@@ -321,15 +382,9 @@ impl Alarm {
         s
     }
 
-    /// The identity key string (door, card, area or device, by the rule's keyspace).
-    pub fn key(&self) -> Option<&str> {
-        self.device.as_deref().filter(|_| self.rule == "device_offline").or(match self.rule.as_str() {
-            "anti_passback" | "access_denied_burst" | "impossible_travel" | "after_hours_access" => {
-                self.card.as_deref()
-            }
-            "intrusion_confirmed" => self.area.as_deref(),
-            _ => self.door.as_deref(),
-        })
+    /// The identity key string.
+    pub fn key(&self) -> &str {
+        &self.key
     }
 }
 

@@ -14,13 +14,45 @@ pub enum Keyspace {
     Card,
     /// Keys are [`crate::AreaIx`].
     Area,
-    /// Keys are [`DeviceIx`].
+    /// Keys are [`DeviceIx`]: every device an event names.
     Device,
+    /// Keys are [`DeviceIx`] of cameras.
+    Camera,
+    /// Keys are [`DeviceIx`] of sensors.
+    Sensor,
+    /// Keys are [`crate::SiteIx`].
+    Site,
 }
 
 impl Keyspace {
     /// Every keyspace.
-    pub const ALL: [Keyspace; 4] = [Keyspace::Door, Keyspace::Card, Keyspace::Area, Keyspace::Device];
+    pub const ALL: [Keyspace; 7] = [
+        Keyspace::Door,
+        Keyspace::Card,
+        Keyspace::Area,
+        Keyspace::Device,
+        Keyspace::Camera,
+        Keyspace::Sensor,
+        Keyspace::Site,
+    ];
+
+    /// Parses a `group_by` name.
+    pub fn from_name(name: &str) -> Option<Keyspace> {
+        Keyspace::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Whether events of type `t` can map to a key of this keyspace.
+    pub fn can_key(self, t: EventType) -> bool {
+        use EventType::*;
+        match self {
+            Keyspace::Door => !matches!(t, Intrusion | GlassBreak | Heartbeat),
+            Keyspace::Card => t.is_access(),
+            Keyspace::Area => t != Heartbeat,
+            Keyspace::Device | Keyspace::Site => true,
+            Keyspace::Camera => matches!(t, Motion | LineCrossed | CameraTamper | Heartbeat),
+            Keyspace::Sensor => matches!(t, Intrusion | GlassBreak | Heartbeat),
+        }
+    }
 
     /// The `group_by` name.
     pub const fn name(self) -> &'static str {
@@ -29,6 +61,9 @@ impl Keyspace {
             Keyspace::Card => "card",
             Keyspace::Area => "area",
             Keyspace::Device => "device",
+            Keyspace::Camera => "camera",
+            Keyspace::Sensor => "sensor",
+            Keyspace::Site => "site",
         }
     }
 
@@ -59,7 +94,7 @@ pub fn for_each_key(topo: &Topology, space: Keyspace, ev: &Event, mut f: impl Fn
             }
         }
         Keyspace::Area => {
-            if let Some(a) = topo.device_info(ev.device).area {
+            if let Some(a) = crate::filter::event_area(topo, ev) {
                 f(a.0 as Key)
             }
         }
@@ -71,6 +106,17 @@ pub fn for_each_key(topo: &Topology, space: Keyspace, ev: &Event, mut f: impl Fn
                 }
             }
         }
+        Keyspace::Camera => {
+            if topo.device_info(ev.device).kind == DeviceKind::Camera {
+                f(ev.device.0 as Key)
+            }
+        }
+        Keyspace::Sensor => {
+            if matches!(topo.device_info(ev.device).kind, DeviceKind::Sensor(_)) {
+                f(ev.device.0 as Key)
+            }
+        }
+        Keyspace::Site => f(topo.device_info(ev.device).site.0 as Key),
     }
 }
 
@@ -96,11 +142,22 @@ pub fn device_keys(topo: &Topology, space: Keyspace, dev: DeviceIx, mut f: impl 
         Keyspace::Door => topo.doors_of(dev).iter().for_each(|d| f(d.0 as Key)),
         Keyspace::Card => {}
         Keyspace::Area => {
-            if let Some(a) = topo.device_info(dev).area {
-                f(a.0 as Key)
+            let info = topo.device_info(dev);
+            match info.door {
+                Some(d) => {
+                    let door = topo.door_info(d);
+                    f(door.to.0 as Key);
+                    f(door.from.0 as Key);
+                }
+                None => {
+                    if let Some(a) = info.area {
+                        f(a.0 as Key)
+                    }
+                }
             }
         }
-        Keyspace::Device => f(dev.0 as Key),
+        Keyspace::Device | Keyspace::Camera | Keyspace::Sensor => f(dev.0 as Key),
+        Keyspace::Site => f(topo.device_info(dev).site.0 as Key),
     }
 }
 
@@ -110,6 +167,7 @@ pub fn dense_len(topo: &Topology, space: Keyspace) -> usize {
         Keyspace::Door => topo.door_count(),
         Keyspace::Card => 0,
         Keyspace::Area => topo.area_count(),
-        Keyspace::Device => topo.device_count(),
+        Keyspace::Device | Keyspace::Camera | Keyspace::Sensor => topo.device_count(),
+        Keyspace::Site => topo.site_count(),
     }
 }

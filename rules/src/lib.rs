@@ -17,25 +17,29 @@
 //! use vigil_rules::{RulePack, Topology};
 //! let topo = Topology::from_toml("[site]\nid = \"hq\"\n[[area]]\nid = \"a\"\n[[area]]\nid = \"b\"\n\
 //!     [[door]]\nid = \"d\"\nfrom = \"a\"\nto = \"b\"\n").unwrap();
-//! let detectors = RulePack::default_pack().detectors(&topo);
-//! assert_eq!(detectors.len(), 2); // the forced-entry pair shares one detector
+//! let pack = RulePack::default_pack();
+//! assert_eq!(pack.rules().len(), 12);
+//! let rules: Vec<_> = pack.rules().iter().enumerate().map(|(i, r)| (vigil_rules::RuleId(i as u16), r.clone())).collect();
+//! let detectors = RulePack::detectors(&std::sync::Arc::new(topo), &rules);
+//! assert_eq!(detectors.len(), 11); // the forced-entry pair shares one detector
 //! ```
 #![deny(missing_docs)]
 
 pub mod alarm;
 pub mod detect;
 pub mod event;
+pub mod filter;
 pub mod keyspace;
 pub mod pack;
 pub mod schedule;
 pub mod time;
 pub mod topology;
 
-pub use alarm::{Alarm, Band, Finality, RawAlarm, Renderer};
+pub use alarm::{Alarm, Band, Finality, RawAlarm, Renderer, RuleBook};
 pub use detect::Detector;
 pub use event::{CardKey, Event, EventType, TypeSet};
 pub use keyspace::{Key, Keyspace};
-pub use pack::{RuleDef, RuleId, RuleKind, RulePack};
+pub use pack::{DEFAULT_PACK, PackError, PackErrors, RuleDef, RuleId, RuleKind, RulePack, Window};
 pub use schedule::Schedule;
 pub use time::{EventTime, Lateness, Watermark};
 pub use topology::{AreaIx, DeviceIx, DeviceKind, DoorIx, SiteIx, Topology, TopologyError, TopologyErrors};

@@ -14,11 +14,21 @@
 //!
 //! Detectors hold no timely types: the engine hosts them in its rule operators.
 
-mod held_open;
+mod cards;
+mod count;
+mod episode;
+mod matcher;
+mod offline;
 mod sequence;
+mod tailgating;
 
-pub use held_open::HeldOpen;
+pub use cards::{AntiPassback, ImpossibleTravel};
+pub use count::{Count, Distinct};
+pub use episode::Episode;
+pub use matcher::Matcher;
+pub use offline::DeviceOffline;
 pub use sequence::Sequence;
+pub use tailgating::Tailgating;
 
 use std::collections::HashMap;
 use std::fmt;

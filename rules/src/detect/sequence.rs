@@ -10,7 +10,10 @@ use std::collections::BinaryHeap;
 
 use crate::alarm::{Finality, RawAlarm};
 use crate::detect::{Detector, StateMap};
+use std::sync::Arc;
+
 use crate::event::{Event, EventType, TypeSet};
+use crate::filter::Filter;
 use crate::keyspace::{Key, Keyspace, can_emit, dense_len, device_keys};
 use crate::pack::RuleId;
 use crate::time::{EventTime, Watermark};
@@ -23,7 +26,7 @@ pub const MAX_PER_KEY: usize = 4_096;
 /// See the module docs.
 #[derive(Debug)]
 pub struct Sequence {
-    first: TypeSet,
+    first: Filter,
     then: TypeSet,
     before_ms: u64,
     within_ms: u64,
@@ -59,9 +62,9 @@ impl Sequence {
     /// A detector for `confirmed` (sequence) and/or `unconfirmed` (absence) over `space`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        topo: &Topology,
+        topo: &Arc<Topology>,
         space: Keyspace,
-        first: TypeSet,
+        first: Filter,
         then: TypeSet,
         before_ms: u64,
         within_ms: u64,
@@ -149,7 +152,7 @@ impl Sequence {
 
 impl Detector for Sequence {
     fn types(&self) -> TypeSet {
-        self.first.union(self.then)
+        self.first.types.union(self.then)
     }
 
     fn needs_order(&self) -> bool {
@@ -161,7 +164,7 @@ impl Detector for Sequence {
         if self.then.contains(ev.kind) {
             self.on_then(key, ev, out);
         }
-        if self.first.contains(ev.kind) {
+        if self.first.matches(ev) {
             self.on_first(key, ev, out);
         }
     }
