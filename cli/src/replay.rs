@@ -19,6 +19,9 @@ pub struct Args {
     /// Site topology; default: `site.toml` beside the first file.
     #[arg(long)]
     site: Option<PathBuf>,
+    /// Rule pack (TOML); default: the built-in default pack.
+    #[arg(long)]
+    rules: Option<PathBuf>,
     /// Worker threads in this process.
     #[arg(long, default_value_t = 1)]
     workers: usize,
@@ -56,12 +59,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let text = std::fs::read_to_string(&site_path).with_context(|| format!("reading {}", site_path.display()))?;
     let topo = Topology::from_toml(&text).map_err(|e| anyhow::anyhow!("{}:\n{e}", site_path.display()))?;
+    let pack = match &args.rules {
+        None => RulePack::default_pack(),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            RulePack::from_toml(&text, &topo).map_err(|e| anyhow::anyhow!("{}:\n{e}", p.display()))?
+        }
+    };
     let topo = Arc::new(topo);
     if args.workers == 0 {
         bail!("--workers must be at least 1");
     }
 
-    let mut builder = Engine::builder(topo, RulePack::default_pack())
+    let mut builder = Engine::builder(topo, pack)
         .workers(args.workers)
         .lateness(Lateness { ms: args.lateness_ms })
         .max_line_bytes(args.max_line_bytes);

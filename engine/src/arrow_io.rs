@@ -13,7 +13,7 @@ use arrow_array::builder::{Int64Builder, StringDictionaryBuilder, UInt16Builder}
 use arrow_array::types::Int32Type;
 use arrow_array::{Array, ArrayRef, DictionaryArray, Int64Array, RecordBatch, StringArray, UInt16Array};
 use arrow_schema::{ArrowError, DataType, Field, Schema};
-use vigil_rules::{CardKey, Event, EventType, Topology};
+use vigil_rules::{CardKey, DeviceIx, Event, EventType, Topology};
 
 use crate::decode::{DeviceRef, Fields, Reason, Rejection, intern, parse_rfc3339};
 
@@ -28,16 +28,53 @@ pub fn schema() -> Schema {
     Schema::new(fields)
 }
 
-/// A dictionary column of one batch, with every dictionary value resolved once.
-struct DictColumn<'a, V> {
-    keys: Option<&'a arrow_array::Int32Array>,
+/// Resolutions of one dictionary column, kept across batches. IPC files extend a field's
+/// dictionary with deltas, so each batch's dictionary usually starts with the previous one: when
+/// its offsets and bytes match the previous dictionary's exactly (a memcmp), the earlier
+/// resolutions are reused and only the new suffix is resolved. Anything else resolves afresh.
+#[derive(Debug)]
+struct DictCache<V> {
+    values: Option<StringArray>,
     resolved: Vec<Option<V>>,
 }
 
-impl<'a, V: Copy> DictColumn<'a, V> {
-    fn of(batch: &'a RecordBatch, name: &str, resolve: impl Fn(&'a str) -> V) -> Result<DictColumn<'a, V>, String> {
+impl<V: Copy> Default for DictCache<V> {
+    fn default() -> Self {
+        DictCache { values: None, resolved: Vec::new() }
+    }
+}
+
+impl<V: Copy> DictCache<V> {
+    /// Resolves `values`, calling `fresh` for each value not already resolved.
+    fn update(&mut self, values: &StringArray, mut resolve: impl FnMut(&str) -> V) {
+        let reuse = match &self.values {
+            Some(old) if values.len() >= old.len() => {
+                let n = old.len();
+                values.value_offsets()[..=n] == old.value_offsets()[..=n]
+                    && values.value_data().get(..old.value_data().len()) == Some(old.value_data())
+            }
+            _ => false,
+        };
+        if !reuse {
+            self.resolved.clear();
+        }
+        for i in self.resolved.len()..values.len() {
+            self.resolved.push((!values.is_null(i)).then(|| resolve(values.value(i))));
+        }
+        self.values = Some(values.clone());
+    }
+}
+
+/// A dictionary column of one batch: its keys, resolved through the cache.
+struct DictColumn<'a> {
+    keys: Option<&'a arrow_array::Int32Array>,
+    values: Option<&'a StringArray>,
+}
+
+impl<'a> DictColumn<'a> {
+    fn of(batch: &'a RecordBatch, name: &str) -> Result<DictColumn<'a>, String> {
         let Some(col) = batch.column_by_name(name) else {
-            return Ok(DictColumn { keys: None, resolved: Vec::new() });
+            return Ok(DictColumn { keys: None, values: None });
         };
         let dict = col
             .as_any()
@@ -48,23 +85,187 @@ impl<'a, V: Copy> DictColumn<'a, V> {
             .as_any()
             .downcast_ref::<StringArray>()
             .ok_or_else(|| format!("column `{name}` dictionary values are not Utf8"))?;
-        let resolved = (0..values.len()).map(|i| (!values.is_null(i)).then(|| resolve(values.value(i)))).collect();
-        Ok(DictColumn { keys: Some(dict.keys()), resolved })
+        Ok(DictColumn { keys: Some(dict.keys()), values: Some(values) })
+    }
+
+    /// The dictionary index of `row`, if the column is present and the row not null.
+    #[inline]
+    fn index(&self, row: usize) -> Option<usize> {
+        let keys = self.keys?;
+        (!keys.is_null(row)).then(|| keys.value(row) as usize)
     }
 
     #[inline]
-    fn get(&self, row: usize) -> Option<V> {
-        let keys = self.keys?;
-        if keys.is_null(row) {
-            return None;
+    fn get<V: Copy>(&self, row: usize, cache: &DictCache<V>) -> Option<V> {
+        cache.resolved.get(self.index(row)?).copied().flatten()
+    }
+
+    #[inline]
+    fn str(&self, row: usize) -> &'a str {
+        match (self.index(row), self.values) {
+            (Some(i), Some(v)) if i < v.len() => v.value(i),
+            _ => "",
         }
-        self.resolved.get(keys.value(row) as usize).copied().flatten()
     }
 }
 
-/// Decodes one record batch into `out`; calls `card` with each distinct card key and id string of
-/// the batch (the host decides whether it is new). Returns the rejected rows; `first_row` numbers
-/// the first (1-based).
+/// Decodes Arrow record batches for one topology, caching dictionary resolutions across
+/// batches. One per worker.
+#[derive(Debug, Default)]
+pub struct ArrowDecoder {
+    types: DictCache<Option<EventType>>,
+    devices: [DictCache<Option<DeviceIx>>; 5],
+    cards: DictCache<CardKey>,
+    direction: DictCache<Option<bool>>,
+}
+
+impl ArrowDecoder {
+    /// A decoder with empty caches.
+    pub fn new() -> ArrowDecoder {
+        ArrowDecoder::default()
+    }
+
+    /// Decodes one record batch into `out`; calls `card` with the key and id string of each card
+    /// value not seen in an earlier batch's dictionary. Returns the rejected rows; `first_row`
+    /// numbers the first (1-based).
+    pub fn decode(
+        &mut self,
+        topo: &Topology,
+        batch: &RecordBatch,
+        first_row: u64,
+        ingest_ns: u64,
+        out: &mut Vec<Event>,
+        card: &mut dyn FnMut(CardKey, &str),
+    ) -> Vec<Rejection> {
+        let whole = |detail: String| {
+            (0..batch.num_rows())
+                .map(|i| Rejection { line: first_row + i as u64, reason: Reason::InvalidField, detail: detail.clone() })
+                .collect::<Vec<_>>()
+        };
+        let Some(ts) = batch.column_by_name("ts").and_then(|c| c.as_any().downcast_ref::<Int64Array>()) else {
+            return whole("batch has no Int64 `ts` column".into());
+        };
+        let columns: Result<Vec<DictColumn<'_>>, String> =
+            std::iter::once("type").chain(ID_COLUMNS).map(|c| DictColumn::of(batch, c)).collect();
+        let columns = match columns {
+            Ok(c) => c,
+            Err(e) => return whole(e),
+        };
+        let (type_col, device_cols, card_col, dir_col) = (&columns[0], &columns[1..6], &columns[6], &columns[7]);
+        if let Some(v) = type_col.values {
+            self.types.update(v, EventType::from_name);
+        }
+        for (c, cache) in device_cols.iter().zip(self.devices.iter_mut()) {
+            if let Some(v) = c.values {
+                cache.update(v, |s| topo.device(s));
+            }
+        }
+        if let Some(v) = card_col.values {
+            self.cards.update(v, |s| {
+                let key = CardKey::of(s);
+                card(key, s);
+                key
+            });
+        }
+        if let Some(v) = dir_col.values {
+            self.direction.update(v, |s| match s {
+                "in" => Some(false),
+                "out" => Some(true),
+                _ => None,
+            });
+        }
+        // Device columns whose dictionary names an id the topology lacks: only these need a
+        // per-row check beyond the columns a row's type uses (then the row is rejected like its
+        // NDJSON twin).
+        let unknown_elsewhere: Vec<usize> =
+            (0..5).filter(|&c| self.devices[c].resolved.iter().any(|r| matches!(r, Some(None)))).collect();
+        let count = batch.column_by_name("count").and_then(|c| c.as_any().downcast_ref::<UInt16Array>());
+        let mut rejected = Vec::new();
+        out.reserve(batch.num_rows());
+        let device = |c: usize, row: usize, cache: &DictCache<Option<DeviceIx>>| -> Option<DeviceRef<'_>> {
+            device_cols[c]
+                .get(row, cache)
+                .map(|r| r.map_or(DeviceRef::Unknown(device_cols[c].str(row)), DeviceRef::Known))
+        };
+        for row in 0..batch.num_rows() {
+            let line = first_row + row as u64;
+            let reject = |reason, detail: String| Rejection { line, reason, detail };
+            if ts.is_null(row) || ts.value(row) < 0 {
+                rejected.push(reject(Reason::InvalidField, "`ts` is null or negative".into()));
+                continue;
+            }
+            let kind = match type_col.get(row, &self.types) {
+                Some(Some(k)) => k,
+                Some(None) => {
+                    rejected.push(reject(Reason::UnknownType, format!("unknown type \"{}\"", type_col.str(row))));
+                    continue;
+                }
+                None => {
+                    rejected.push(reject(Reason::MissingField, "missing field `type`".into()));
+                    continue;
+                }
+            };
+            let out_dir = match dir_col.get(row, &self.direction) {
+                None => None,
+                Some(Some(o)) => Some(o),
+                Some(None) => {
+                    let detail = format!("`direction` \"{}\" is not \"in\" or \"out\"", dir_col.str(row));
+                    rejected.push(reject(Reason::InvalidField, detail));
+                    continue;
+                }
+            };
+            // Fetch only the columns this type uses.
+            use EventType as T;
+            let d = &self.devices;
+            let (door, reader, camera, sensor, dev) = match kind {
+                T::AccessGranted | T::AccessDenied | T::Duress => {
+                    (device(0, row, &d[0]), device(1, row, &d[1]), None, None, None)
+                }
+                T::Rex | T::DoorForced | T::DoorOpened | T::DoorHeld | T::DoorClosed => {
+                    (device(0, row, &d[0]), None, None, None, None)
+                }
+                T::Motion | T::LineCrossed | T::CameraTamper => (None, None, device(2, row, &d[2]), None, None),
+                T::Intrusion | T::GlassBreak => (None, None, None, device(3, row, &d[3]), None),
+                T::Heartbeat => (None, None, None, None, device(4, row, &d[4])),
+            };
+            if let Some((c, id)) = unknown_elsewhere.iter().find_map(|&c| match device(c, row, &d[c]) {
+                Some(DeviceRef::Unknown(id)) => Some((c, id)),
+                _ => None,
+            }) {
+                rejected
+                    .push(reject(Reason::UnknownDevice, format!("{} \"{id}\" is not in the topology", ID_COLUMNS[c])));
+                continue;
+            }
+            let fields = Fields {
+                ts: ts.value(row) as u64,
+                kind,
+                door,
+                reader,
+                camera,
+                sensor,
+                device: dev,
+                card: if kind.is_access() {
+                    card_col.get(row, &self.cards).unwrap_or(CardKey::NONE)
+                } else {
+                    CardKey::NONE
+                },
+                out: out_dir,
+                count: if kind == T::LineCrossed {
+                    count.and_then(|c| (!c.is_null(row)).then(|| c.value(row)))
+                } else {
+                    None
+                },
+            };
+            match intern(topo, &fields, ingest_ns) {
+                Ok(ev) => out.push(ev),
+                Err((reason, detail)) => rejected.push(reject(reason, detail)),
+            }
+        }
+        rejected
+    }
+}
+
+/// Decodes one record batch with a fresh [`ArrowDecoder`] (see [`ArrowDecoder::decode`]).
 pub fn decode_batch(
     topo: &Topology,
     batch: &RecordBatch,
@@ -73,114 +274,7 @@ pub fn decode_batch(
     out: &mut Vec<Event>,
     card: &mut dyn FnMut(CardKey, &str),
 ) -> Vec<Rejection> {
-    let whole = |detail: String| {
-        (0..batch.num_rows())
-            .map(|i| Rejection { line: first_row + i as u64, reason: Reason::InvalidField, detail: detail.clone() })
-            .collect::<Vec<_>>()
-    };
-    let Some(ts) = batch.column_by_name("ts").and_then(|c| c.as_any().downcast_ref::<Int64Array>()) else {
-        return whole("batch has no Int64 `ts` column".into());
-    };
-    let columns = (|| -> Result<_, String> {
-        let types = DictColumn::of(batch, "type", |s| EventType::from_name(s).ok_or(s))?;
-        let devices: Vec<DictColumn<'_, DeviceRef<'_>>> = ID_COLUMNS[..5]
-            .iter()
-            .map(|c| DictColumn::of(batch, c, |s| DeviceRef::resolve(topo, s)))
-            .collect::<Result<_, _>>()?;
-        let cards = DictColumn::of(batch, "card", |s| (CardKey::of(s), s))?;
-        let direction = DictColumn::of(batch, "direction", |s| match s {
-            "in" => Ok(false),
-            "out" => Ok(true),
-            other => Err(other),
-        })?;
-        Ok((types, devices, cards, direction))
-    })();
-    let (types, devices, cards, direction) = match columns {
-        Ok(c) => c,
-        Err(e) => return whole(e),
-    };
-    for &(key, name) in cards.resolved.iter().flatten() {
-        card(key, name);
-    }
-    let count = batch.column_by_name("count").and_then(|c| c.as_any().downcast_ref::<UInt16Array>());
-    // Device columns whose dictionary names an unknown id: only these need a per-row check
-    // beyond the columns a row's type uses.
-    let unknown_elsewhere: Vec<usize> = (0..devices.len())
-        .filter(|&c| devices[c].resolved.iter().flatten().any(|r| matches!(r, DeviceRef::Unknown(_))))
-        .collect();
-    let mut rejected = Vec::new();
-    out.reserve(batch.num_rows());
-    for row in 0..batch.num_rows() {
-        let line = first_row + row as u64;
-        let reject = |reason, detail: String| Rejection { line, reason, detail };
-        if ts.is_null(row) || ts.value(row) < 0 {
-            rejected.push(reject(Reason::InvalidField, "`ts` is null or negative".into()));
-            continue;
-        }
-        let kind = match types.get(row) {
-            Some(Ok(k)) => k,
-            Some(Err(name)) => {
-                rejected.push(reject(Reason::UnknownType, format!("unknown type \"{name}\"")));
-                continue;
-            }
-            None => {
-                rejected.push(reject(Reason::MissingField, "missing field `type`".into()));
-                continue;
-            }
-        };
-        let out_dir = match if kind.is_access() || kind == EventType::LineCrossed { direction.get(row) } else { None } {
-            None => None,
-            Some(Ok(o)) => Some(o),
-            Some(Err(other)) => {
-                rejected
-                    .push(reject(Reason::InvalidField, format!("`direction` \"{other}\" is not \"in\" or \"out\"")));
-                continue;
-            }
-        };
-        // Fetch only the columns this type uses; the others matter only if their dictionary
-        // holds an id the topology lacks (then the row is rejected like its NDJSON twin).
-        use EventType as T;
-        let (door, reader, camera, sensor, device) = match kind {
-            T::AccessGranted | T::AccessDenied | T::Duress => {
-                (devices[0].get(row), devices[1].get(row), None, None, None)
-            }
-            T::Rex | T::DoorForced | T::DoorOpened | T::DoorHeld | T::DoorClosed => {
-                (devices[0].get(row), None, None, None, None)
-            }
-            T::Motion | T::LineCrossed | T::CameraTamper => (None, None, devices[2].get(row), None, None),
-            T::Intrusion | T::GlassBreak => (None, None, None, devices[3].get(row), None),
-            T::Heartbeat => (None, None, None, None, devices[4].get(row)),
-        };
-        if let Some(id) = unknown_elsewhere.iter().find_map(|&c| match devices[c].get(row) {
-            Some(DeviceRef::Unknown(id)) => Some(id),
-            _ => None,
-        }) {
-            let detail = format!("{} \"{id}\" is not in the topology", ID_COLUMNS[unknown_elsewhere[0]]);
-            rejected.push(reject(Reason::UnknownDevice, detail));
-            continue;
-        }
-        let fields = Fields {
-            ts: ts.value(row) as u64,
-            kind,
-            door,
-            reader,
-            camera,
-            sensor,
-            device,
-            card: if kind.is_access() { cards.get(row).map_or(CardKey::NONE, |(k, _)| k) } else { CardKey::NONE },
-            out: out_dir,
-            count: if kind == T::LineCrossed {
-                count.and_then(|c| (!c.is_null(row)).then(|| c.value(row)))
-            } else {
-                None
-            },
-        };
-        match intern(topo, &fields, ingest_ns) {
-            Ok(ev) => out.push(ev),
-            Err((reason, detail)) => rejected.push(reject(reason, detail)),
-        }
-    }
-    rejected
+    ArrowDecoder::new().decode(topo, batch, first_row, ingest_ns, out, card)
 }
 
 /// Builds record batches of vigil's schema, row by row.

@@ -36,6 +36,9 @@ pub enum EngineError {
     /// A worker failed.
     #[error("a worker failed: {0}")]
     Worker(String),
+    /// A rule-pack swap was refused.
+    #[error("rule swap refused: {0}")]
+    Swap(String),
 }
 
 /// A late event, as forwarded to the optional late output.
@@ -259,11 +262,24 @@ impl Engine {
     /// [`RulePack::from_toml`] first: a pack that does not parse never reaches the engine.
     /// Not available in cluster mode.
     pub fn swap_rules(&self, pack: &RulePack) -> Result<SwapReport, EngineError> {
+        self.swap(pack, None)
+    }
+
+    /// Like [`Engine::swap_rules`], from an event time the caller chooses: events with
+    /// `ts < at_ms` are the old pack's, the others the new pack's. Refused when events at or after
+    /// `at_ms` were already evaluated by the old pack.
+    pub fn swap_rules_at(&self, pack: &RulePack, at_ms: u64) -> Result<SwapReport, EngineError> {
+        self.swap(pack, Some(at_ms))
+    }
+
+    fn swap(&self, pack: &RulePack, at: Option<u64>) -> Result<SwapReport, EngineError> {
         if self.clustered {
-            return Err(EngineError::Config("hot swap is not supported across processes".into()));
+            return Err(EngineError::Swap("hot swap is not supported across processes".into()));
         }
         let floor = self.registry.floor.load(Ordering::SeqCst);
-        Ok(self.board.swap(&self.topo, pack, floor))
+        self.board.swap(&self.topo, pack, floor, at).map_err(|latest| {
+            EngineError::Swap(format!("events up to ts {latest} were already evaluated by the current pack"))
+        })
     }
 
     /// Ends the run: waits until every source is dropped and drained, sets the watermark to the
@@ -319,7 +335,11 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        // Dropped without finish(): let the workers end (they stop once sources are drained).
+        if self.guards.is_some() {
+            // Dropped without finish(): stop at once, even with sources still open (their later
+            // pushes fail with `PushError::Closed`).
+            self.registry.aborting.store(true, Ordering::SeqCst);
+        }
         self.registry.finishing.store(true, Ordering::SeqCst);
         self.registry.wake_all();
     }
@@ -382,6 +402,8 @@ struct Ingest<'a> {
     max_ts: Option<u64>,
     /// Accepted events of the current batch, sent by [`Ingest::flush`].
     out: Vec<Event>,
+    #[cfg(feature = "arrow")]
+    arrow: crate::arrow_io::ArrowDecoder,
 }
 
 impl Ingest<'_> {
@@ -432,9 +454,7 @@ impl Ingest<'_> {
 fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
     let index = worker.index();
     let local = index % ctx.local_workers;
-    if let Ok(mut threads) = ctx.registry.threads.lock() {
-        threads[local] = Some(std::thread::current());
-    }
+    let _ = ctx.registry.threads[local].set(std::thread::current());
 
     let mut events_in: InputHandle<u64, _> = InputHandle::new();
     let mut ticks_in: InputHandle<u64, _> = InputHandle::new();
@@ -466,7 +486,6 @@ fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
                 hosted,
                 ctx.board.clone(),
                 rule_report.clone(),
-                ctx.clock,
             ));
         }
         // Keep the inputs consumed even with an empty pack.
@@ -493,23 +512,27 @@ fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
         samples: Vec::new(),
         max_ts: None,
         out: Vec::with_capacity(4_096),
+        #[cfg(feature = "arrow")]
+        arrow: crate::arrow_io::ArrowDecoder::new(),
     };
     let mut owned: Vec<OwnedSource> = Vec::new();
-    let mut all_sources: Vec<Arc<SourceShared>> = Vec::new();
+
     let mut seen_version = u64::MAX;
     let mut in_flight: VecDeque<u64> = VecDeque::new();
     let lateness = ctx.lateness.ms;
     const BATCHES_PER_ROUND: usize = 8;
 
     loop {
+        if ctx.registry.aborting.load(Ordering::SeqCst) {
+            owned.clear();
+            break;
+        }
         // New sources?
         let version = ctx.registry.version.load(Ordering::SeqCst);
         if version != seen_version {
             seen_version = version;
-            if let Ok(list) = ctx.registry.sources.read() {
-                all_sources = list.clone();
-            }
-            for s in &all_sources {
+            let list = ctx.registry.sources.read().unwrap_or_else(|e| e.into_inner()).clone();
+            for s in &list {
                 if s.owner == local && !owned.iter().any(|o| Arc::ptr_eq(&o.shared, s)) {
                     let rx = s.rx.lock().ok().and_then(|mut g| g.take());
                     if let Some(rx) = rx {
@@ -551,16 +574,39 @@ fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
                 ingest.max_ts = Some(ingest.max_ts.map_or(m, |x| x.max(m)));
             }
         }
-        owned.retain(|s| !s.shared.drained.load(Ordering::SeqCst));
+        if owned.iter().any(|s| s.shared.drained.load(Ordering::SeqCst)) {
+            // Forget drained sources everywhere (a sidecar opens one per connection).
+            let mut list = ctx.registry.sources.write().unwrap_or_else(|e| e.into_inner());
+            list.retain(|x| {
+                !owned.iter().any(|o| Arc::ptr_eq(&o.shared, x) && o.shared.drained.load(Ordering::SeqCst))
+            });
+            drop(list);
+            ctx.registry.version.fetch_add(1, Ordering::SeqCst);
+            owned.retain(|s| !s.shared.drained.load(Ordering::SeqCst));
+        }
 
-        // The engine's watermark: the minimum over open sources of this process.
-        let open: Vec<&Arc<SourceShared>> = all_sources.iter().filter(|s| !s.drained.load(Ordering::SeqCst)).collect();
-        let binding = open.iter().min_by_key(|s| s.watermark.load(Ordering::SeqCst));
-        if let Some(s) = binding {
-            let w = s.watermark.load(Ordering::SeqCst);
-            if w > *events_in.time() {
+        // The engine's watermark: the minimum over the open sources of this process. Computed
+        // under the registry's read lock, so a source registered meanwhile is either in this
+        // minimum or starts at a floor at least this high (registration holds the write lock).
+        let (binding, open) = {
+            let list = ctx.registry.sources.read().unwrap_or_else(|e| e.into_inner());
+            let mut best: Option<(u64, u64)> = None;
+            let mut open = 0usize;
+            for s in list.iter().filter(|s| !s.drained.load(Ordering::SeqCst)) {
+                open += 1;
+                // One read of each watermark: re-reading the minimum's could see it raised.
+                let w = s.watermark.load(Ordering::SeqCst);
+                if best.is_none_or(|(b, _)| w < b) {
+                    best = Some((w, s.watermark_ingest.load(Ordering::SeqCst)));
+                }
+            }
+            if let Some((w, _)) = best {
                 ctx.registry.floor.fetch_max(w, Ordering::SeqCst);
-                let ingest_ns = s.watermark_ingest.load(Ordering::Relaxed);
+            }
+            (best, open)
+        };
+        if let Some((w, ingest_ns)) = binding {
+            if w > *events_in.time() {
                 ticks_in.send(Tick { worker: index as u32, to: w, ingest_ns, last: false });
                 events_in.advance_to(w);
                 ticks_in.advance_to(w);
@@ -568,14 +614,9 @@ fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
                 in_flight.push_back(w);
             }
         }
-
-        if open.is_empty() && ctx.registry.finishing.load(Ordering::SeqCst) {
-            // Re-check for sources registered just before finish.
-            let latest = ctx.registry.version.load(Ordering::SeqCst);
-            if latest == seen_version {
-                break;
-            }
-            continue;
+        // `finish()` consumed the engine, so no source can be registered after this.
+        if open == 0 && ctx.registry.finishing.load(Ordering::SeqCst) {
+            break;
         }
 
         // Bound the epochs in flight, so one fast worker cannot run arbitrarily far ahead.
@@ -649,7 +690,17 @@ fn ingest_batch(
         }
         Batch::Events(events) => {
             let ns = events.first().map_or(0, |e| e.ingest_ns);
-            for ev in events {
+            let devices = ingest.ctx.topo.device_count();
+            for (i, ev) in events.into_iter().enumerate() {
+                // Events built by the host: check what decoding would have guaranteed.
+                if ev.device.index() >= devices || ev.ts.0 > i64::MAX as u64 {
+                    let detail = format!(
+                        "event {i} of a pushed batch has device index {} or ts {} out of range",
+                        ev.device.0, ev.ts.0
+                    );
+                    ingest.reject(&name, Rejection { line: i as u64 + 1, reason: Reason::InvalidField, detail });
+                    continue;
+                }
                 ingest.accept(src, ev, input_time);
             }
             ns
@@ -659,12 +710,12 @@ fn ingest_batch(
             let topo = ingest.ctx.topo.clone();
             let mut decoded = Vec::with_capacity(batch.num_rows());
             let mut names = Vec::new();
-            let result =
-                crate::arrow_io::decode_batch(&topo, &batch, first_row, ingest_ns, &mut decoded, &mut |key, card| {
-                    if ingest.decoder.note_card(key) {
-                        names.push(CardName { key: key.0, name: card.to_owned() });
-                    }
-                });
+            let decoder = &mut ingest.decoder;
+            let result = ingest.arrow.decode(&topo, &batch, first_row, ingest_ns, &mut decoded, &mut |key, card| {
+                if decoder.note_card(key) {
+                    names.push(CardName { key: key.0, name: card.to_owned() });
+                }
+            });
             for n in names {
                 names_in.send(n);
             }

@@ -6,7 +6,8 @@
 //! operator whose input frontier is `F` knows every event with `ts < F`.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -67,6 +68,30 @@ pub(crate) struct SinkReport {
     pub per_rule: HashMap<RuleId, (u64, Histogram<u64>)>,
 }
 
+/// An event waiting for the watermark, ordered by its total-order key only.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    order: (u128, u64, Key),
+    keyed: Keyed,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        self.order == other.order
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.order.cmp(&other.order)
+    }
+}
+
 /// How long (event time) a rule operator remembers emitted identities.
 const IDENTITY_MEMORY_MS: u64 = 86_400_000;
 
@@ -122,20 +147,22 @@ impl TickLog {
         if w >= self.per_worker.len() {
             return;
         }
-        self.per_worker[w].push_back((t.to, t.ingest_ns));
+        // A worker's last tick passes every decision point: its input is closed for good.
+        self.per_worker[w].push_back((if t.last { u64::MAX } else { t.to }, t.ingest_ns));
         if t.last {
             self.end[w] = Some(t.to);
         }
     }
 
     /// The ingest instant of the input that moved the global watermark past `point`: for each
-    /// upstream worker the first advance beyond `point`, latest over workers.
-    fn final_instant(&self, point: u64, fallback: u64) -> u64 {
+    /// upstream worker the first advance beyond `point`, latest over workers. (A worker with no
+    /// advance beyond it yet counts with its latest advance; never later than known inputs, so
+    /// latency is measured from a real ingest instant.)
+    fn final_instant(&self, point: u64) -> u64 {
         let mut latest = 0;
         for log in &self.per_worker {
-            match log.iter().find(|(to, _)| *to > point) {
-                Some((_, ns)) => latest = latest.max(*ns),
-                None => return fallback,
+            if let Some((_, ns)) = log.iter().find(|(to, _)| *to > point).or(log.back()) {
+                latest = latest.max(*ns);
             }
         }
         latest
@@ -169,7 +196,6 @@ pub(crate) fn rules<'s>(
     hosted: Vec<Hosted>,
     board: Arc<SwapBoard>,
     report: Rc<RefCell<RuleReport>>,
-    clock: IngestClock,
 ) -> StreamVec<'s, u64, RawAlarm> {
     let peers = keyed.scope().peers();
     keyed.binary_frontier(ticks, Exchange::new(|k: &Keyed| mix(k.key)), Pipeline, "Rules", move |cap, _info| {
@@ -179,9 +205,9 @@ pub(crate) fn rules<'s>(
         let ordered_types = |h: &[Hosted]| h.iter().filter(|h| h.ordered).fold(TypeSet::EMPTY, |s, h| s.union(h.types));
         let mut ordered = ordered_types(&hosted);
         let mut arrived: Vec<Keyed> = Vec::new();
-        // Events for order-driven detectors, each with its sort key computed once.
-        let mut pending: Vec<((u128, u64, Key), Keyed)> = Vec::new();
-        let mut ready: Vec<((u128, u64, Key), Keyed)> = Vec::new();
+        // Events for order-driven detectors, in a min-heap by their total-order key (computed once):
+        // each watermark advance pops exactly the events below it, already sorted.
+        let mut pending: BinaryHeap<Reverse<Pending>> = BinaryHeap::new();
         let mut ticks_log = TickLog::new(peers);
         let mut watermark = 0u64;
         let mut fired: Vec<RawAlarm> = Vec::new();
@@ -216,7 +242,7 @@ pub(crate) fn rules<'s>(
                 }
                 if ordered.contains(k.ev.kind) {
                     let (hi, lo) = k.ev.order_key(&device_order);
-                    pending.push(((hi, lo, k.key), k));
+                    pending.push(Reverse(Pending { order: (hi, lo, k.key), keyed: k }));
                 }
             }
 
@@ -231,17 +257,12 @@ pub(crate) fn rules<'s>(
             };
             if let Some(w) = target.filter(|&w| w > watermark) {
                 // Everything below `w` is known: evaluate it in total order.
-                ready.clear();
-                pending.retain(|p| {
-                    if p.1.ev.ts.0 < w {
-                        ready.push(*p);
-                        false
-                    } else {
-                        true
+                while let Some(Reverse(p)) = pending.peek() {
+                    if p.keyed.ev.ts.0 >= w {
+                        break;
                     }
-                });
-                ready.sort_unstable_by_key(|p| p.0);
-                for (_, k) in &ready {
+                    let k = p.keyed;
+                    pending.pop();
                     let ts = k.ev.ts.0;
                     for h in hosted.iter_mut() {
                         // A retired detector decides nothing at or after its boundary.
@@ -264,10 +285,9 @@ pub(crate) fn rules<'s>(
                 next_prune = watermark.saturating_add(3_600_000);
             }
             // Resolve when each alarm became final (for latency).
-            let now = clock.now_ns();
             for a in fired.iter_mut() {
                 if let Finality::Watermark { point, at_least_ns } = a.finality {
-                    let ns = ticks_log.final_instant(point.0, now).max(at_least_ns);
+                    let ns = ticks_log.final_instant(point.0).max(at_least_ns);
                     a.finality = Finality::Arrival { ingest_ns: ns };
                 }
             }
@@ -327,12 +347,14 @@ pub(crate) fn sink<'s>(
                     cards.iter().all(|c| !c.is_some() || dir.contains_key(&c.0))
                 };
                 let mut ready: Vec<RawAlarm> = Vec::new();
-                alarm_input.for_each(|cap, data| {
-                    let t = cap.least().copied().unwrap_or(0);
+                alarm_input.for_each(|_, data| {
                     for a in data.drain(..) {
                         if known(&directory, &a) {
                             ready.push(a);
                         } else {
+                            // A card's name is sent at an input time no later than the ts of the
+                            // events carrying it: wait until the names stream passes them.
+                            let t = a.other.map_or(a.trigger.ts.0, |o| o.ts.0.max(a.trigger.ts.0));
                             waiting.push((t, a));
                         }
                     }

@@ -62,10 +62,12 @@ pub(crate) struct Registry {
     pub floor: AtomicU64,
     /// Set by `finish()`: no more sources will come.
     pub finishing: AtomicBool,
+    /// Set when the engine is dropped without `finish()`: workers stop at once.
+    pub aborting: AtomicBool,
     next_owner: AtomicUsize,
     workers: usize,
-    /// Worker threads, to unpark them when a batch arrives.
-    pub threads: Mutex<Vec<Option<Thread>>>,
+    /// Worker threads, to unpark them when a batch arrives (set once by each worker).
+    pub threads: Vec<std::sync::OnceLock<Thread>>,
     queue_batches: usize,
     clock: IngestClock,
 }
@@ -77,9 +79,10 @@ impl Registry {
             version: AtomicU64::new(0),
             floor: AtomicU64::new(0),
             finishing: AtomicBool::new(false),
+            aborting: AtomicBool::new(false),
             next_owner: AtomicUsize::new(0),
             workers,
-            threads: Mutex::new(vec![None; workers]),
+            threads: (0..workers).map(|_| std::sync::OnceLock::new()).collect(),
             queue_batches,
             clock,
         }
@@ -89,6 +92,9 @@ impl Registry {
     pub fn register(self: &Arc<Self>, name: &str, owner: Option<usize>) -> Source {
         let owner = owner.unwrap_or_else(|| self.next_owner.fetch_add(1, Ordering::Relaxed)) % self.workers;
         let (tx, rx) = crossbeam_channel::bounded(self.queue_batches);
+        // Under the write lock: workers compute the minimum (and raise `floor`) under the read
+        // lock, so this source starts at or above any watermark a worker has advanced to.
+        let mut list = self.sources.write().unwrap_or_else(|e| e.into_inner());
         let shared = Arc::new(SourceShared {
             name: name.into(),
             owner,
@@ -97,26 +103,21 @@ impl Registry {
             drained: AtomicBool::new(false),
             rx: Mutex::new(Some(rx)),
         });
-        if let Ok(mut list) = self.sources.write() {
-            list.push(shared.clone());
-        }
+        list.push(shared.clone());
+        drop(list);
         self.version.fetch_add(1, Ordering::SeqCst);
         self.wake(owner);
         Source { shared, tx: Some(tx), registry: self.clone(), next_line: 1 }
     }
 
     pub fn wake(&self, worker: usize) {
-        if let Ok(threads) = self.threads.lock() {
-            if let Some(Some(t)) = threads.get(worker) {
-                t.unpark();
-            }
+        if let Some(t) = self.threads.get(worker).and_then(|t| t.get()) {
+            t.unpark();
         }
     }
 
     pub fn wake_all(&self) {
-        if let Ok(threads) = self.threads.lock() {
-            threads.iter().flatten().for_each(Thread::unpark);
-        }
+        self.threads.iter().filter_map(|t| t.get()).for_each(Thread::unpark);
     }
 }
 

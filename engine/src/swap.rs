@@ -103,10 +103,23 @@ impl SwapBoard {
         TypeSet(self.routed[space_index(space)].load(Ordering::Acquire))
     }
 
-    /// Publishes a swap to `pack`. `floor` is the engine's current watermark.
-    pub fn swap(&self, topo: &Arc<Topology>, pack: &RulePack, floor: u64) -> SwapReport {
+    /// Publishes a swap to `pack` from event time `at` (default: the largest ts sent + 1, at
+    /// least `floor`, the engine's watermark). Refused with the largest ts sent when events at or
+    /// after `at` were already sent to the old pack.
+    pub fn swap(&self, topo: &Arc<Topology>, pack: &RulePack, floor: u64, at: Option<u64>) -> Result<SwapReport, u64> {
         let mut book = self.book.write().unwrap_or_else(|e| e.into_inner());
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let earliest = state.max_sent.map_or(floor, |m| (m + 1).max(floor));
+        let at = match at {
+            Some(t) if t < earliest => return Err(earliest.saturating_sub(1)),
+            Some(t) => t,
+            None => earliest,
+        };
+        if let Some(prev) = state.swaps.last() {
+            if at < prev.at {
+                return Err(prev.at);
+            }
+        }
         let current: Vec<(RuleId, RuleDef)> = match state.swaps.last() {
             Some(p) => p.rules.clone(),
             None => book.iter().map(|(id, r)| (id, r.clone())).collect::<Vec<_>>(),
@@ -130,12 +143,11 @@ impl SwapBoard {
                 report.removed.push(r.id.clone());
             }
         }
-        let at = state.max_sent.map_or(floor, |m| (m + 1).max(floor));
         report.at_ms = at;
         self.add_routes(topo, &rules);
         state.swaps.push(Published { at, rules });
         self.version.fetch_add(1, Ordering::SeqCst);
-        report
+        Ok(report)
     }
 }
 

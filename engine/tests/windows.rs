@@ -174,3 +174,13 @@ fn alarm_json_has_the_design_fields() {
     assert!(json["latency_us"].as_u64().is_some());
     assert_eq!(json["id"], 1);
 }
+
+#[test]
+fn a_busy_camera_without_forced_doors_keeps_its_buffer_bounded() {
+    // 20 000 motions (about 33 min at 10 Hz) on a camera of two doors, no forced door: the video
+    // events a future forced door could still use are few, so no per-key cap is ever hit.
+    let lines: Vec<String> = (0..20_000).map(|i| line(T + i * 100, "motion", "camera", "cam-1")).collect();
+    let (got, stats) = run(SITE, &lines, Run::default());
+    assert!(got.is_empty());
+    assert_eq!(stats.dropped, 0);
+}

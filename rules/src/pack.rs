@@ -678,3 +678,159 @@ fn compile_where(c: &mut Check<'_>, w: &RawWhere, topo: &Topology) -> Where {
     };
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site() -> Topology {
+        Topology::from_toml(
+            "[site]\nid = \"hq\"\n[[area]]\nid = \"a\"\n[[area]]\nid = \"b\"\n[[door]]\nid = \"d\"\nfrom = \"a\"\nto = \"b\"\n",
+        )
+        .expect("valid")
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        RulePack::from_toml(text, &site()).expect_err("must be invalid").0.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn the_default_pack_has_the_twelve_rules_of_the_design() {
+        let pack = RulePack::default_pack();
+        let ids: Vec<&str> = pack.rules().iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "forced_entry_confirmed",
+                "forced_entry_unconfirmed",
+                "door_held_open",
+                "tailgating",
+                "anti_passback",
+                "access_denied_burst",
+                "access_denied_burst_door",
+                "impossible_travel",
+                "duress",
+                "intrusion_confirmed",
+                "device_offline",
+                "after_hours_access"
+            ]
+        );
+        let prio: Vec<u8> = pack.rules().iter().map(|r| r.priority).collect();
+        assert_eq!(prio, [230, 140, 110, 170, 150, 160, 150, 190, 250, 240, 130, 80]);
+        let held = pack.find("door_held_open").expect("rule");
+        assert!(matches!(held.kind, RuleKind::Absence { within: Window::HeldOpen, episode: true, .. }));
+        let fc = pack.find("forced_entry_confirmed").expect("rule");
+        assert_eq!(
+            fc.kind,
+            RuleKind::Sequence {
+                then: TypeSet::of(&[EventType::Motion, EventType::LineCrossed]),
+                before_ms: 5_000,
+                within_ms: 10_000
+            }
+        );
+    }
+
+    #[test]
+    fn every_error_names_the_rule_and_field() {
+        let text = r#"
+            [[rule]]
+            id = "a"
+            priority = 300
+            kind = "sequence"
+            group_by = "door"
+            first = ["door.forced", "door.exploded"]
+            then = ["motion"]
+            within_s = -1
+            [[rule]]
+            id = "b"
+            priority = 10
+            kind = "teleport"
+            group_by = "door"
+            [[rule]]
+            id = "c"
+            priority = 10
+            kind = "count"
+            group_by = "card"
+            match = ["motion"]
+            threshold = 0
+            within_s = 60
+            [[rule]]
+            id = "d"
+            priority = 10
+            kind = "match"
+            group_by = "galaxy"
+            match = ["duress"]
+            where = { doors = ["nope"], min_criticality = 9 }
+            [[rule]]
+            id = "a"
+            priority = 10
+            kind = "match"
+            group_by = "door"
+            match = ["duress"]
+            within_s = 5
+        "#;
+        assert_eq!(
+            errors(text),
+            [
+                "rule `a`: priority: 300 is not in 1..=255",
+                "rule `a`: first: unknown event type `door.exploded`",
+                "rule `a`: within_s: -1 is not a non-negative number of seconds",
+                "rule `b`: kind: unknown kind `teleport` (match, sequence, absence, count, distinct, tailgating, anti_passback, impossible_travel, device_offline)",
+                "rule `c`: threshold: 0 is not in 1..=100000",
+                "rule `c`: match: `motion` events have no card to group by",
+                "rule `d`: group_by: `galaxy` is not one of door, card, area, camera, sensor, device, site",
+                "rule `d`: where.doors: `nope` is not a door of the site",
+                "rule `d`: where.min_criticality: 9 is not in 1..=5",
+                "rule `a`: within_s: does not apply to kind `match`",
+                "rule `a`: id: is used by an earlier rule",
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicate_ids_unknown_keys_and_episode_parameters() {
+        let dup = "[[rule]]\nid = \"x\"\npriority = 1\nkind = \"match\"\ngroup_by = \"door\"\nmatch = [\"duress\"]\n";
+        assert_eq!(errors(&format!("{dup}{dup}")), ["rule `x`: id: is used by an earlier rule"]);
+        assert!(errors("[[rule]]\nid = \"x\"\nbogus = 1\n")[0].contains("bogus"));
+        let held = r#"
+            [[rule]]
+            id = "h"
+            priority = 110
+            kind = "absence"
+            group_by = "area"
+            first = ["door.opened"]
+            then = ["door.closed"]
+            within_s = "held_open_s"
+            early = ["door.held"]
+        "#;
+        assert_eq!(
+            errors(held),
+            [
+                "rule `h`: early: needs `episode = true`",
+                "rule `h`: within_s: `held_open_s` is a door parameter: needs group_by = \"door\"",
+                "rule `h`: within_s: `held_open_s` needs `episode = true`",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_custom_distinct_rule_parses() {
+        let text = r#"
+            [[rule]]
+            id = "card_roaming"
+            name = "One card at 3 doors in a minute"
+            priority = 120
+            kind = "distinct"
+            group_by = "card"
+            match = ["access.granted", "access.denied"]
+            field = "door"
+            threshold = 3
+            within_s = 60
+        "#;
+        let pack = RulePack::from_toml(text, &site()).expect("valid");
+        assert_eq!(
+            pack.rules()[0].kind,
+            RuleKind::Distinct { field: DistinctField::Door, threshold: 3, within_ms: 60_000 }
+        );
+    }
+}

@@ -6,7 +6,7 @@
 //! `first.ts + within` (at once when no device can ever send a `then` for the key).
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 
 use crate::alarm::{Finality, RawAlarm};
 use crate::detect::{Detector, StateMap};
@@ -44,8 +44,8 @@ pub struct Sequence {
 
 #[derive(Debug, Default)]
 struct KeyState {
-    /// `then` events that may still confirm a first (unordered).
-    thens: Vec<Event>,
+    /// `then` events that may still confirm a first (nearly in ts order: arrival order).
+    thens: VecDeque<Event>,
     /// Firsts until the watermark passes their window (unordered), decided or not: a second first
     /// with the same ts has the same alarm identity and must not alarm again.
     firsts: Vec<Pending>,
@@ -119,6 +119,7 @@ impl Sequence {
             video.is_some()
         };
         if st.firsts.len() >= MAX_PER_KEY {
+            // Bounded: beyond the cap the oldest pending first is dropped (and counted).
             let old = st.firsts.remove(0);
             self.dropped += 1;
             self.pending -= u64::from(!old.decided);
@@ -140,12 +141,21 @@ impl Sequence {
             }
         }
         // Remember it for firsts still to come: they have ts ≥ W, so it matters while v + before ≥ W.
-        if ev.ts.plus_ms(self.before_ms) >= EventTime(self.watermark.0) {
+        let w = EventTime(self.watermark.0);
+        let before = self.before_ms;
+        if ev.ts.plus_ms(before) >= w {
+            // Forget thens no first can reach any more (arrival is nearly in ts order).
+            while st.thens.front().is_some_and(|t| t.ts.plus_ms(before) < w) {
+                st.thens.pop_front();
+            }
             if st.thens.len() >= MAX_PER_KEY {
-                st.thens.remove(0);
+                st.thens.retain(|t| t.ts.plus_ms(before) >= w);
+            }
+            if st.thens.len() >= MAX_PER_KEY {
+                st.thens.pop_front();
                 self.dropped += 1;
             }
-            st.thens.push(*ev);
+            st.thens.push_back(*ev);
         }
     }
 }
