@@ -12,9 +12,23 @@ use vigil_rules::{Event, Topology};
 
 /// The benchmark site as TOML.
 pub fn site_toml() -> String {
-    let mut s = String::from("[site]\nid = \"campus\"\n[[area]]\nid = \"outside\"\n");
+    campus_toml(false)
+}
+
+/// The benchmark campus; with `far_site`, a second site one hour of travel away (so
+/// `impossible_travel` has state to keep) and every element naming its site.
+pub fn campus_toml(far_site: bool) -> String {
+    let mut s = if far_site {
+        String::from(
+            "[[site]]\nid = \"campus\"\n[[site]]\nid = \"far\"\n[[travel]]\nbetween = [\"campus\", \"far\"]\nmin_s = 3600\n",
+        )
+    } else {
+        String::from("[site]\nid = \"campus\"\n")
+    };
+    let site = if far_site { "site = \"campus\"\n" } else { "" };
+    let _ = write!(s, "[[area]]\nid = \"outside\"\n{site}");
     for a in 0..40 {
-        let _ = write!(s, "[[area]]\nid = \"a{a}\"\ncriticality = {}\n", 1 + a % 5);
+        let _ = write!(s, "[[area]]\nid = \"a{a}\"\n{site}criticality = {}\n", 1 + a % 5);
     }
     for d in 0..400 {
         let mut cams = Vec::new();
@@ -26,20 +40,25 @@ pub fn site_toml() -> String {
         }
         let _ = write!(
             s,
-            "[[door]]\nid = \"d{d}\"\nfrom = \"outside\"\nto = \"a{}\"\ncameras = [{}]\n",
+            "[[door]]\nid = \"d{d}\"\n{site}from = \"outside\"\nto = \"a{}\"\ncameras = [{}]\n",
             d % 40,
             cams.join(",")
         );
         let _ = write!(
             s,
-            "[[reader]]\nid = \"r{d}i\"\ndoor = \"d{d}\"\n[[reader]]\nid = \"r{d}o\"\ndoor = \"d{d}\"\ndirection = \"out\"\n"
+            "[[reader]]\nid = \"r{d}i\"\n{site}door = \"d{d}\"\n[[reader]]\nid = \"r{d}o\"\n{site}door = \"d{d}\"\ndirection = \"out\"\n"
         );
     }
     for c in 0..300 {
-        let _ = write!(s, "[[camera]]\nid = \"cam{c}\"\narea = \"a{}\"\n", c % 40);
+        let _ = write!(s, "[[camera]]\nid = \"cam{c}\"\n{site}area = \"a{}\"\n", c % 40);
     }
     for k in 0..50 {
-        let _ = write!(s, "[[device]]\nid = \"ctl{k}\"\n");
+        let _ = write!(s, "[[device]]\nid = \"ctl{k}\"\n{site}");
+    }
+    if far_site {
+        s.push_str("[[area]]\nid = \"far-yard\"\nsite = \"far\"\n[[area]]\nid = \"far-hall\"\nsite = \"far\"\n");
+        s.push_str("[[door]]\nid = \"far-door\"\nsite = \"far\"\nfrom = \"far-yard\"\nto = \"far-hall\"\n");
+        s.push_str("[[reader]]\nid = \"far-in\"\nsite = \"far\"\ndoor = \"far-door\"\n");
     }
     s
 }

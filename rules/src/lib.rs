@@ -21,7 +21,7 @@
 //! assert_eq!(pack.rules().len(), 12);
 //! let rules: Vec<_> = pack.rules().iter().enumerate().map(|(i, r)| (vigil_rules::RuleId(i as u16), r.clone())).collect();
 //! let detectors = RulePack::detectors(&std::sync::Arc::new(topo), &rules);
-//! assert_eq!(detectors.len(), 11); // the forced-entry pair shares one detector
+//! assert_eq!(detectors.len(), 10); // the forced-entry pair and the per-card built-ins share detectors
 //! ```
 #![deny(missing_docs)]
 

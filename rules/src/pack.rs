@@ -24,9 +24,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::detect::{
-    AntiPassback, Count, Detector, DeviceOffline, Distinct, Episode, ImpossibleTravel, Matcher, Sequence, Tailgating,
-};
+use crate::detect::{CardRules, Count, Detector, DeviceOffline, Distinct, Episode, Matcher, Sequence, Tailgating};
 use crate::event::{EventType, TypeSet};
 use crate::filter::{Filter, Where};
 use crate::keyspace::Keyspace;
@@ -393,10 +391,32 @@ impl RulePack {
                     (vec![id], Box::new(Distinct::new(topo, space, id, filter, *field, *threshold, *within_ms)))
                 }
                 RuleKind::Tailgating { token_ms } => (vec![id], Box::new(Tailgating::new(topo, id, filter, *token_ms))),
-                RuleKind::AntiPassback { forget_ms } => {
-                    (vec![id], Box::new(AntiPassback::new(topo, id, filter, *forget_ms)))
+                RuleKind::AntiPassback { .. } | RuleKind::ImpossibleTravel => {
+                    // The two per-card built-ins share one record per card (see `CardRules`).
+                    let twin = rules.iter().enumerate().skip(i + 1).find(|(j, (_, r))| {
+                        !used[*j]
+                            && match rule.kind {
+                                RuleKind::AntiPassback { .. } => r.kind == RuleKind::ImpossibleTravel,
+                                _ => matches!(r.kind, RuleKind::AntiPassback { .. }),
+                            }
+                    });
+                    let twin = twin.map(|(j, (tid, r))| {
+                        used[j] = true;
+                        (*tid, r)
+                    });
+                    let mut passback = None;
+                    let mut travel = None;
+                    for (rid, r) in std::iter::once((id, rule)).chain(twin) {
+                        let f = Filter::new(topo, r.trigger, &r.filter);
+                        match r.kind {
+                            RuleKind::AntiPassback { forget_ms } => passback = Some((rid, f, forget_ms)),
+                            _ => travel = Some((rid, f)),
+                        }
+                    }
+                    let hosted =
+                        [passback.as_ref().map(|p| p.0), travel.as_ref().map(|t| t.0)].into_iter().flatten().collect();
+                    (hosted, Box::new(CardRules::new(topo, passback, travel)))
                 }
-                RuleKind::ImpossibleTravel => (vec![id], Box::new(ImpossibleTravel::new(topo, id, filter))),
                 RuleKind::DeviceOffline { missed } => {
                     (vec![id], Box::new(DeviceOffline::new(topo, id, filter, *missed)))
                 }
@@ -630,7 +650,7 @@ fn validate(c: &mut Check<'_>, r: RawRule, topo: &Topology) -> Option<RuleDef> {
             check_keyable("then", *then);
         }
         RuleKind::DeviceOffline { .. } | RuleKind::Tailgating { .. } => {}
-        _ => check_keyable(if matches!(kind, RuleKind::Match) { "match" } else { "match" }, trigger),
+        _ => check_keyable("match", trigger),
     }
     if let RuleKind::Absence { early, .. } = &kind {
         check_keyable("early", *early);

@@ -22,7 +22,7 @@ mod offline;
 mod sequence;
 mod tailgating;
 
-pub use cards::{AntiPassback, ImpossibleTravel};
+pub use cards::CardRules;
 pub use count::{Count, Distinct};
 pub use episode::Episode;
 pub use matcher::Matcher;
