@@ -520,7 +520,10 @@ fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
     let mut seen_version = u64::MAX;
     let mut in_flight: VecDeque<u64> = VecDeque::new();
     let lateness = ctx.lateness.ms;
-    const BATCHES_PER_ROUND: usize = 8;
+    // One batch per source per round: every round ends by advancing the watermark, and detectors
+    // buffer what lies above it (8 batches of 64 Ki Arrow rows per round let the frontier lag
+    // ~500 k events and overflowed per-key caps).
+    const BATCHES_PER_ROUND: usize = 1;
 
     loop {
         if ctx.registry.aborting.load(Ordering::SeqCst) {

@@ -6,8 +6,7 @@
 //! operator whose input frontier is `F` knows every event with `ts < F`.
 
 use std::cell::RefCell;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -68,27 +67,87 @@ pub(crate) struct SinkReport {
     pub per_rule: HashMap<RuleId, (u64, Histogram<u64>)>,
 }
 
-/// An event waiting for the watermark, ordered by its total-order key only.
-#[derive(Debug, Clone, Copy)]
-struct Pending {
-    order: (u128, u64, Key),
-    keyed: Keyed,
+/// An event waiting for the watermark, with its total-order key (computed once).
+type Pending = ((u128, u64, Key), Keyed);
+
+/// Events waiting for the watermark, bucketed by time: a ring of `2^BUCKET_SHIFT` ms buckets
+/// starting at the watermark, plus an overflow map for events far ahead. Pushing is O(1); an
+/// advance takes the buckets it completes, sorts each (small) bucket, and splits only the
+/// boundary bucket. (A binary heap of these 72-byte entries cost 35 % of all instructions in
+/// callgrind; scanning everything pending on each advance is O(pending) per advance in live mode.)
+#[derive(Default)]
+struct PendingQueue {
+    /// Bucket index of `ring[0]`.
+    base: u64,
+    ring: VecDeque<Vec<Pending>>,
+    overflow: std::collections::BTreeMap<u64, Vec<Pending>>,
+    scratch: Vec<Pending>,
+    /// Emptied buckets, kept with their capacity (growing fresh vectors was 20 % of instructions).
+    spare: Vec<Vec<Pending>>,
 }
 
-impl PartialEq for Pending {
-    fn eq(&self, other: &Self) -> bool {
-        self.order == other.order
+const BUCKET_SHIFT: u32 = 4;
+const RING_BUCKETS: u64 = 1 << 14; // 16 384 × 16 ms ≈ 4.4 minutes ahead of the watermark
+
+impl PendingQueue {
+    fn push(&mut self, p: Pending) {
+        let b = p.1.ev.ts.0 >> BUCKET_SHIFT;
+        if self.ring.is_empty() && self.overflow.is_empty() && b > self.base {
+            // Nothing queued: start the ring here. (Later events below it are clamped into the
+            // first bucket, which is sorted as a whole and drained after everything before it.)
+            self.base = b;
+        }
+        // ts ≥ the watermark the queue was drained to, so b ≥ base.
+        let offset = b.saturating_sub(self.base);
+        if offset >= RING_BUCKETS {
+            self.overflow.entry(b).or_default().push(p);
+            return;
+        }
+        let offset = offset as usize;
+        while offset >= self.ring.len() {
+            let bucket = self.spare.pop().unwrap_or_default();
+            self.ring.push_back(bucket);
+        }
+        self.ring[offset].push(p);
     }
-}
-impl Eq for Pending {}
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Pending {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.order.cmp(&other.order)
+
+    /// Calls `f` with every event below `w`, in total order, and removes them.
+    fn drain_below(&mut self, w: u64, mut f: impl FnMut(&Keyed)) {
+        let last = w >> BUCKET_SHIFT; // the bucket holding ts = w (only partly below w)
+        while self.base <= last {
+            let mut bucket = self.ring.pop_front().unwrap_or_default();
+            if let Some(mut far) = self.overflow.remove(&self.base) {
+                bucket.append(&mut far);
+            }
+            if self.base == last {
+                // Boundary bucket: keep what is at or above w.
+                self.scratch.clear();
+                bucket.retain(|p| {
+                    let below = p.1.ev.ts.0 < w;
+                    if below {
+                        self.scratch.push(*p);
+                    }
+                    !below
+                });
+                self.ring.push_front(bucket);
+                self.scratch.sort_unstable_by_key(|p| p.0);
+                self.scratch.iter().for_each(|p| f(&p.1));
+                self.scratch.clear();
+                break;
+            }
+            bucket.sort_unstable_by_key(|p| p.0);
+            bucket.iter().for_each(|p| f(&p.1));
+            bucket.clear();
+            if self.spare.len() < 64 {
+                self.spare.push(bucket);
+            }
+            self.base += 1;
+            // Jump over empty stretches instead of walking them bucket by bucket.
+            if self.ring.is_empty() {
+                let next_far = self.overflow.keys().next().copied().unwrap_or(u64::MAX);
+                self.base = self.base.max(next_far.min(last));
+            }
+        }
     }
 }
 
@@ -205,9 +264,8 @@ pub(crate) fn rules<'s>(
         let ordered_types = |h: &[Hosted]| h.iter().filter(|h| h.ordered).fold(TypeSet::EMPTY, |s, h| s.union(h.types));
         let mut ordered = ordered_types(&hosted);
         let mut arrived: Vec<Keyed> = Vec::new();
-        // Events for order-driven detectors, in a min-heap by their total-order key (computed once):
-        // each watermark advance pops exactly the events below it, already sorted.
-        let mut pending: BinaryHeap<Reverse<Pending>> = BinaryHeap::new();
+        // Events for order-driven detectors, bucketed by time.
+        let mut pending = PendingQueue::default();
         let mut ticks_log = TickLog::new(peers);
         let mut watermark = 0u64;
         let mut fired: Vec<RawAlarm> = Vec::new();
@@ -242,7 +300,7 @@ pub(crate) fn rules<'s>(
                 }
                 if ordered.contains(k.ev.kind) {
                     let (hi, lo) = k.ev.order_key(&device_order);
-                    pending.push(Reverse(Pending { order: (hi, lo, k.key), keyed: k }));
+                    pending.push(((hi, lo, k.key), k));
                 }
             }
 
@@ -257,12 +315,7 @@ pub(crate) fn rules<'s>(
             };
             if let Some(w) = target.filter(|&w| w > watermark) {
                 // Everything below `w` is known: evaluate it in total order.
-                while let Some(Reverse(p)) = pending.peek() {
-                    if p.keyed.ev.ts.0 >= w {
-                        break;
-                    }
-                    let k = p.keyed;
-                    pending.pop();
+                pending.drain_below(w, |k| {
                     let ts = k.ev.ts.0;
                     for h in hosted.iter_mut() {
                         // A retired detector decides nothing at or after its boundary.
@@ -271,7 +324,7 @@ pub(crate) fn rules<'s>(
                             h.det.on_final(k.key, &k.ev, &mut fired);
                         }
                     }
-                }
+                });
                 for h in hosted.iter_mut() {
                     h.det.advance(Watermark(w.min(h.until)), &mut fired);
                 }

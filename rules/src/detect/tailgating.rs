@@ -51,6 +51,11 @@ impl Detector for Tailgating {
         let tokens = &mut self.tokens[key as usize];
         match ev.kind {
             EventType::AccessGranted => {
+                // Expired tokens go now: a door without crossings would otherwise keep them all.
+                let g = ev.ts.0;
+                while tokens.front().is_some_and(|&t| t + self.token_ms < g) {
+                    tokens.pop_front();
+                }
                 if tokens.len() >= MAX_TOKENS {
                     tokens.pop_front();
                     self.dropped += 1;
