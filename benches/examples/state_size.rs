@@ -125,6 +125,49 @@ fn main() {
         }
     }
     let per_door = (live() - before_doors) as f64 / doors as f64;
+    drop(door_dets);
+
+    // The same traffic, one door rule at a time.
+    let mut breakdown = Vec::new();
+    for (id, rule) in pack.rules().iter().enumerate().filter(|(_, r)| r.keyspace == Keyspace::Door) {
+        let before_rule = live();
+        let mut dets = RulePack::detectors(&topo, &[(RuleId(id as u16), rule.clone())]);
+        let mut t = t0;
+        for round in 0..200u64 {
+            for d in 0..doors {
+                t += 25;
+                let door = topo.door_info(vigil_rules::DoorIx(d as u32)).device;
+                let cam = topo.door_info(vigil_rules::DoorIx(d as u32)).cameras.first().copied().unwrap_or(door);
+                for (kind, device, flags) in [
+                    (EventType::AccessGranted, topo.device(&format!("r{d}i")).unwrap_or(door), 0u8),
+                    (EventType::DoorOpened, door, 0),
+                    (EventType::LineCrossed, cam, 0),
+                    (EventType::Motion, cam, 0),
+                    (EventType::DoorClosed, door, 0),
+                    (EventType::AccessDenied, topo.device(&format!("r{d}o")).unwrap_or(door), FLAG_OUT),
+                ] {
+                    let ev = Event {
+                        ts: EventTime(t),
+                        card: CardKey::of(&format!("c{}", round % 50)),
+                        ingest_ns: 0,
+                        device,
+                        kind,
+                        flags,
+                        count: 1,
+                    };
+                    for (_, _, det) in dets.iter_mut() {
+                        det.advance(Watermark(t), &mut out);
+                        if det.types().contains(kind) {
+                            det.on_arrival(d, &ev, &mut out);
+                            det.on_final(d, &ev, &mut out);
+                        }
+                    }
+                }
+            }
+        }
+        breakdown.push(format!("{} {:.0} B", rule.id, (live() - before_rule) as f64 / doors as f64));
+        drop(dets);
+    }
 
     // Engine bookkeeping per card outside the rules (same shapes as the engine's).
     let before_names = live();
@@ -144,8 +187,9 @@ fn main() {
         "rule state per door:       {per_door:.1} B ({:.1} B allocated up front; after 200 rounds of 6 events per door every 10 s)",
         built as f64 / doors as f64
     );
+    println!("  by rule, each alone: {}", breakdown.join(", "));
     println!(
         "engine bookkeeping per card outside the rules: {per_card_names:.1} B (card-name directory at the sink + one decoder's announced set; 11-byte ids)"
     );
-    std::hint::black_box((card_dets, door_dets, directory, announced, DeviceIx(0)));
+    std::hint::black_box((card_dets, directory, announced, DeviceIx(0)));
 }
