@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 
 use vigil_rules::event::FLAG_OUT;
 use vigil_rules::{
-    CardKey, DeviceIx, Event, EventTime, EventType, Keyspace, RawAlarm, RuleId, RulePack, Topology, Watermark,
+    CardKey, Detector, DeviceIx, Event, EventTime, EventType, Keyspace, RawAlarm, RuleId, RulePack, Topology, Watermark,
 };
 
 struct Counting;
@@ -85,45 +85,10 @@ fn main() {
     let rules: Vec<_> = pack.rules().iter().enumerate().map(|(i, r)| (RuleId(i as u16), r.clone())).collect();
     let before_doors = live();
     let all = RulePack::detectors(&topo, &rules);
-    let mut door_dets: Vec<_> = all.into_iter().filter(|(s, ..)| *s == Keyspace::Door).map(|(_, _, d)| d).collect();
+    let mut door_dets: Vec<_> = all.into_iter().filter(|(s, ..)| *s == Keyspace::Door).collect();
     let built = live() - before_doors;
     let doors = topo.door_count() as u64;
-    let mut t = t0;
-    for round in 0..200u64 {
-        for d in 0..doors {
-            // Each door sees a grant, an opening, a crossing, a motion, a closing and a denial
-            // every 10 s (400 doors: one door every 25 ms): a busy building.
-            t += 25;
-            let door = topo.door_info(vigil_rules::DoorIx(d as u32)).device;
-            let cam = topo.door_info(vigil_rules::DoorIx(d as u32)).cameras.first().copied().unwrap_or(door);
-            let evs = [
-                (EventType::AccessGranted, topo.device(&format!("r{d}i")).unwrap_or(door), 0u8),
-                (EventType::DoorOpened, door, 0),
-                (EventType::LineCrossed, cam, 0),
-                (EventType::Motion, cam, 0),
-                (EventType::DoorClosed, door, 0),
-                (EventType::AccessDenied, topo.device(&format!("r{d}o")).unwrap_or(door), FLAG_OUT),
-            ];
-            for (kind, device, flags) in evs {
-                let ev = Event {
-                    ts: EventTime(t),
-                    card: CardKey::of(&format!("c{}", round % 50)),
-                    ingest_ns: 0,
-                    device,
-                    kind,
-                    flags,
-                    count: 1,
-                };
-                for det in door_dets.iter_mut() {
-                    det.advance(Watermark(t), &mut out);
-                    if det.types().contains(kind) {
-                        det.on_arrival(d, &ev, &mut out);
-                        det.on_final(d, &ev, &mut out);
-                    }
-                }
-            }
-        }
-    }
+    door_traffic(&topo, &mut door_dets, &mut out);
     let per_door = (live() - before_doors) as f64 / doors as f64;
     drop(door_dets);
 
@@ -132,39 +97,7 @@ fn main() {
     for (id, rule) in pack.rules().iter().enumerate().filter(|(_, r)| r.keyspace == Keyspace::Door) {
         let before_rule = live();
         let mut dets = RulePack::detectors(&topo, &[(RuleId(id as u16), rule.clone())]);
-        let mut t = t0;
-        for round in 0..200u64 {
-            for d in 0..doors {
-                t += 25;
-                let door = topo.door_info(vigil_rules::DoorIx(d as u32)).device;
-                let cam = topo.door_info(vigil_rules::DoorIx(d as u32)).cameras.first().copied().unwrap_or(door);
-                for (kind, device, flags) in [
-                    (EventType::AccessGranted, topo.device(&format!("r{d}i")).unwrap_or(door), 0u8),
-                    (EventType::DoorOpened, door, 0),
-                    (EventType::LineCrossed, cam, 0),
-                    (EventType::Motion, cam, 0),
-                    (EventType::DoorClosed, door, 0),
-                    (EventType::AccessDenied, topo.device(&format!("r{d}o")).unwrap_or(door), FLAG_OUT),
-                ] {
-                    let ev = Event {
-                        ts: EventTime(t),
-                        card: CardKey::of(&format!("c{}", round % 50)),
-                        ingest_ns: 0,
-                        device,
-                        kind,
-                        flags,
-                        count: 1,
-                    };
-                    for (_, _, det) in dets.iter_mut() {
-                        det.advance(Watermark(t), &mut out);
-                        if det.types().contains(kind) {
-                            det.on_arrival(d, &ev, &mut out);
-                            det.on_final(d, &ev, &mut out);
-                        }
-                    }
-                }
-            }
-        }
+        door_traffic(&topo, &mut dets, &mut out);
         breakdown.push(format!("{} {:.0} B", rule.id, (live() - before_rule) as f64 / doors as f64));
         drop(dets);
     }
@@ -192,4 +125,39 @@ fn main() {
         "engine bookkeeping per card outside the rules: {per_card_names:.1} B (card-name directory at the sink + one decoder's announced set; 11-byte ids)"
     );
     std::hint::black_box((card_dets, directory, announced, DeviceIx(0)));
+}
+
+/// Feeds `detectors` 200 rounds of door traffic: each door sees a grant, an opening, a crossing,
+/// a motion, a closing and a denial every 10 s (400 doors: one door every 25 ms).
+fn door_traffic(
+    topo: &Topology,
+    detectors: &mut [(Keyspace, Vec<RuleId>, Box<dyn Detector>)],
+    out: &mut Vec<RawAlarm>,
+) {
+    let mut t = 1_763_971_200_000u64;
+    for round in 0..200u64 {
+        for d in 0..topo.door_count() as u64 {
+            t += 25;
+            let door = topo.door_info(vigil_rules::DoorIx(d as u32)).device;
+            let cam = topo.door_info(vigil_rules::DoorIx(d as u32)).cameras.first().copied().unwrap_or(door);
+            for (kind, device, flags) in [
+                (EventType::AccessGranted, topo.device(&format!("r{d}i")).unwrap_or(door), 0u8),
+                (EventType::DoorOpened, door, 0),
+                (EventType::LineCrossed, cam, 0),
+                (EventType::Motion, cam, 0),
+                (EventType::DoorClosed, door, 0),
+                (EventType::AccessDenied, topo.device(&format!("r{d}o")).unwrap_or(door), FLAG_OUT),
+            ] {
+                let card = CardKey::of(&format!("c{}", round % 50));
+                let ev = Event { ts: EventTime(t), card, ingest_ns: 0, device, kind, flags, count: 1 };
+                for (_, _, det) in detectors.iter_mut() {
+                    det.advance(Watermark(t), out);
+                    if det.types().contains(kind) {
+                        det.on_arrival(d, &ev, out);
+                        det.on_final(d, &ev, out);
+                    }
+                }
+            }
+        }
+    }
 }

@@ -5,20 +5,8 @@ mod common;
 
 use common::*;
 
-const ALL: [&str; 12] = [
-    "forced_entry_confirmed",
-    "forced_entry_unconfirmed",
-    "door_held_open",
-    "tailgating",
-    "anti_passback",
-    "access_denied_burst",
-    "access_denied_burst_door",
-    "impossible_travel",
-    "duress",
-    "intrusion_confirmed",
-    "device_offline",
-    "after_hours_access",
-];
+/// The twelve rules of DESIGN §5.2, as the reference names them.
+const ALL: [&str; 12] = vigil_reference::DEFAULT_RULES;
 
 #[test]
 fn engine_matches_reference_on_a_single_site_for_any_workers_batches_and_order() {
