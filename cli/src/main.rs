@@ -1,5 +1,5 @@
-//! `vigil`: the one binary. `vigil <demo|replay|check|convert>`; `gen` and `serve` come with
-//! their own issues.
+//! `vigil`: the one binary. `vigil <demo|replay|gen|check|convert>`; `serve` comes with its own
+//! issue.
 
 use std::process::ExitCode;
 
@@ -8,7 +8,9 @@ use clap::{Parser, Subcommand};
 mod check;
 mod demo;
 mod feed;
+mod generate;
 mod replay;
+mod score;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -27,8 +29,10 @@ enum Command {
     Demo,
     /// Replay NDJSON or Arrow files through the rules and report throughput, latency and alarms.
     Replay(replay::Args),
-    /// Validate a site topology.
+    /// Validate a site topology and a rule pack.
     Check(check::Args),
+    /// Generate a labelled scenario: site.toml, events (NDJSON or Arrow), labels.ndjson.
+    Gen(generate::Args),
     /// Convert NDJSON events to an Arrow IPC replay file.
     Convert(ConvertArgs),
 }
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         Command::Demo => demo::run(),
         Command::Replay(args) => replay::run(args),
         Command::Check(args) => check::run(args),
+        Command::Gen(args) => generate::run(args),
         Command::Convert(args) => convert(args),
     };
     match result {

@@ -351,6 +351,61 @@ impl ArrowBatcher {
     }
 }
 
+/// Writes vigil's Arrow IPC replay files row by row (delta dictionaries, batches of
+/// `rows_per_batch` rows).
+pub struct IpcFileWriter<W: Write> {
+    batcher: ArrowBatcher,
+    writer: arrow_ipc::writer::FileWriter<std::io::BufWriter<W>>,
+    rows_per_batch: usize,
+    rows: u64,
+}
+
+impl<W: Write> std::fmt::Debug for IpcFileWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IpcFileWriter").field("rows", &self.rows).finish_non_exhaustive()
+    }
+}
+
+impl<W: Write> IpcFileWriter<W> {
+    /// A writer onto `output`.
+    pub fn new(output: W, rows_per_batch: usize) -> Result<IpcFileWriter<W>, ArrowError> {
+        let batcher = ArrowBatcher::new();
+        let options = arrow_ipc::writer::IpcWriteOptions::default()
+            .with_dictionary_handling(arrow_ipc::writer::DictionaryHandling::Delta);
+        let writer = arrow_ipc::writer::FileWriter::try_new_with_options(
+            std::io::BufWriter::new(output),
+            &batcher.schema(),
+            options,
+        )?;
+        Ok(IpcFileWriter { batcher, writer, rows_per_batch: rows_per_batch.max(1), rows: 0 })
+    }
+
+    /// Appends one event (see [`ArrowBatcher::push`]).
+    pub fn push(
+        &mut self,
+        ts: i64,
+        kind: &str,
+        values: [Option<&str>; 7],
+        count: Option<u16>,
+    ) -> Result<(), ArrowError> {
+        self.batcher.push(ts, kind, values, count);
+        self.rows += 1;
+        if self.batcher.len() >= self.rows_per_batch {
+            self.writer.write(&self.batcher.finish()?)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the last batch and the footer; returns the rows written.
+    pub fn finish(mut self) -> Result<u64, ArrowError> {
+        if !self.batcher.is_empty() {
+            self.writer.write(&self.batcher.finish()?)?;
+        }
+        self.writer.finish()?;
+        Ok(self.rows)
+    }
+}
+
 /// Result of [`ndjson_to_arrow`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Converted {
@@ -368,14 +423,7 @@ pub fn ndjson_to_arrow(
     rows_per_batch: usize,
 ) -> Result<Converted, ArrowError> {
     use simd_json::prelude::*;
-    let mut batcher = ArrowBatcher::new();
-    let options = arrow_ipc::writer::IpcWriteOptions::default()
-        .with_dictionary_handling(arrow_ipc::writer::DictionaryHandling::Delta);
-    let mut writer = arrow_ipc::writer::FileWriter::try_new_with_options(
-        std::io::BufWriter::new(output),
-        &batcher.schema(),
-        options,
-    )?;
+    let mut writer = IpcFileWriter::new(output, rows_per_batch)?;
     let mut result = Converted::default();
     for (i, line) in input.lines().enumerate() {
         let line_no = i as u64 + 1;
@@ -398,14 +446,8 @@ pub fn ndjson_to_arrow(
         };
         let values = ID_COLUMNS.map(|c| value.get_str(c));
         let count = value.get_u64("count").and_then(|c| u16::try_from(c).ok());
-        batcher.push(ts, kind, values, count);
+        writer.push(ts, kind, values, count)?;
         result.rows += 1;
-        if batcher.len() >= rows_per_batch {
-            writer.write(&batcher.finish()?)?;
-        }
-    }
-    if !batcher.is_empty() {
-        writer.write(&batcher.finish()?)?;
     }
     writer.finish()?;
     Ok(result)

@@ -643,9 +643,17 @@ fn heartbeats(g: &mut Gen<'_>, start: u64, end: u64) {
         let mut t = beat_phase(start, dev, hb_ms);
         let silences = std::mem::take(&mut g.silences[dev as usize]);
         while t < end {
-            match silences.iter().find(|(a, b)| *a < t && t < *b) {
-                // Inside an injected silence: the next beat is at its end.
-                Some((_, b)) => t = *b,
+            match silences.iter().find(|(a, b)| *a < t && t <= *b) {
+                // Inside an injected silence: one beat at its end, then back on the grid (the
+                // schedule's phase never shifts, so later days' incidents know where beats fall).
+                Some(&(_, b)) => {
+                    if b < end {
+                        g.push(b, EventType::Heartbeat, dev, None);
+                    }
+                    while t <= b {
+                        t += hb_ms;
+                    }
+                }
                 None => {
                     g.push(t, EventType::Heartbeat, dev, None);
                     t += hb_ms;
