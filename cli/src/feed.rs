@@ -176,14 +176,24 @@ fn count_lines(b: &[u8]) -> u64 {
 pub fn arrow(path: &Path, sources: &mut [Source], spread: &Spread) -> anyhow::Result<u64> {
     let reader = vigil_engine::arrow_io::read_ipc_file(path).with_context(|| format!("opening {}", path.display()))?;
     let mut rows = 0u64;
-    for (block, batch) in reader.enumerate() {
+    let mut block = 0u64;
+    for batch in reader {
         let batch = batch.with_context(|| format!("reading {}", path.display()))?;
-        let first_row = rows + 1;
-        rows += batch.num_rows() as u64;
-        if let Some(i) = spread.mine(block as u64) {
-            let n = sources.len();
-            sources[i % n].push_arrow_at(batch, first_row).context("engine stopped")?;
+        // Spread slices, not whole batches, so sources stay within a slice of each other in
+        // event time (a whole 64 Ki-row batch ahead lets the frontier lag at busy doors).
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let len = (batch.num_rows() - offset).min(vigil_engine::source::MAX_ARROW_ROWS);
+            if let Some(i) = spread.mine(block) {
+                let n = sources.len();
+                sources[i % n]
+                    .push_arrow_at(batch.slice(offset, len), rows + offset as u64 + 1)
+                    .context("engine stopped")?;
+            }
+            block += 1;
+            offset += len;
         }
+        rows += batch.num_rows() as u64;
     }
     Ok(rows)
 }

@@ -23,6 +23,9 @@ use vigil_rules::Event;
 use crate::clock::IngestClock;
 use crate::decode::Reason;
 
+/// The largest Arrow batch queued as one unit (see [`Source::push_arrow_at`]).
+pub const MAX_ARROW_ROWS: usize = 8_192;
+
 /// A batch on its way to the owning worker.
 pub(crate) enum Batch {
     /// Whole NDJSON lines; `first_line` numbers the first.
@@ -234,10 +237,25 @@ impl Source {
     }
 
     /// Like [`Source::push_arrow`], numbering the first row `first_row`.
+    ///
+    /// Batches larger than [`MAX_ARROW_ROWS`] are queued as zero-copy slices: the watermark
+    /// advances once per queued batch, and detectors hold everything above it, so a 64 Ki-row
+    /// batch at a busy door would otherwise overflow per-key caps.
     #[cfg(feature = "arrow")]
     pub fn push_arrow_at(&mut self, batch: arrow_array::RecordBatch, first_row: u64) -> Result<(), PushError> {
-        let ingest_ns = self.registry.clock.now_ns();
-        self.send(Batch::Arrow { batch, first_row, ingest_ns })
+        let rows = batch.num_rows();
+        let mut offset = 0;
+        while offset < rows || rows == 0 {
+            let len = (rows - offset).min(MAX_ARROW_ROWS);
+            let piece = if offset == 0 && len == rows { batch.clone() } else { batch.slice(offset, len) };
+            let ingest_ns = self.registry.clock.now_ns();
+            self.send(Batch::Arrow { batch: piece, first_row: first_row + offset as u64, ingest_ns })?;
+            offset += len;
+            if rows == 0 {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Records a line the caller rejected before pushing it (a line too long to buffer), so it is

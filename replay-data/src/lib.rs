@@ -596,7 +596,10 @@ pub fn generate(profile: &Profile, min_events: usize, seed: u64) -> Scenario {
 
     let mut day = 0u64;
     let mut incident = 0u32;
-    while day == 0 || g.events.len() < min_events {
+    // Heartbeats are added at the end, around the clock: count them in while deciding how many days.
+    let beats_per_day: u64 = m.heartbeats.iter().map(|(_, hb)| DAY_MS / (hb * SEC)).sum();
+    let calendar_days = |d: u64| if d == 0 { 0 } else { (d - 1) / 5 * 7 + (d - 1) % 5 + 1 };
+    while day == 0 || g.events.len() as u64 + calendar_days(day) * beats_per_day < min_events as u64 {
         // Working days only: Monday..Friday, then the next Monday.
         let midnight = FIRST_DAY_LOCAL_MIDNIGHT_UTC + (day / 5 * 7 + day % 5) * DAY_MS;
         incidents(&mut g, midnight, &mut incident);

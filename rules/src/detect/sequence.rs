@@ -32,6 +32,12 @@ pub struct Sequence {
     within_ms: u64,
     confirmed: Option<RuleId>,
     unconfirmed: Option<RuleId>,
+    /// Bucket length for remembered thens. A first at t asks whether *any* then lies in
+    /// `[t − before, t + within]`; when a bucket is no longer than that window, the earliest and
+    /// latest then of each bucket answer it exactly (the window either covers a bucket's start,
+    /// so its earliest qualifies, or starts inside it and covers its end, so its latest does).
+    /// Memory then grows with time, not with traffic.
+    bucket_ms: u64,
     /// Keys no device can send a `then` event to (dense keyspaces only).
     no_then_source: Vec<bool>,
     state: StateMap<KeyState>,
@@ -44,11 +50,20 @@ pub struct Sequence {
 
 #[derive(Debug, Default)]
 struct KeyState {
-    /// `then` events that may still confirm a first (nearly in ts order: arrival order).
-    thens: VecDeque<Event>,
+    /// `then` events that may still confirm a first, compressed: per time bucket only the
+    /// earliest and the latest (see [`Sequence::bucket_ms`]); nearly in ts order (arrival order).
+    thens: VecDeque<ThenBucket>,
     /// Firsts until the watermark passes their window (unordered), decided or not: a second first
     /// with the same ts has the same alarm identity and must not alarm again.
     firsts: Vec<Pending>,
+}
+
+/// The earliest and latest `then` event of one time bucket.
+#[derive(Debug, Clone, Copy)]
+struct ThenBucket {
+    bucket: u64,
+    first: Event,
+    last: Event,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -83,6 +98,7 @@ impl Sequence {
             then,
             before_ms,
             within_ms,
+            bucket_ms: ((before_ms + within_ms) / 4).max(1),
             confirmed,
             unconfirmed,
             no_then_source: has_source.into_iter().map(|s| !s).collect(),
@@ -112,7 +128,12 @@ impl Sequence {
             }
             true
         } else {
-            let video = st.thens.iter().filter(|t| lo <= t.ts && t.ts <= hi).min_by_key(|t| t.ts).copied();
+            let video = st
+                .thens
+                .iter()
+                .flat_map(|b| [b.first, b.last])
+                .filter(|t| lo <= t.ts && t.ts <= hi)
+                .min_by_key(|t| t.ts);
             if let (Some(then), Some(rule)) = (video, self.confirmed) {
                 out.push(Self::alarm(rule, key, ev, Some(then), arrival));
             }
@@ -145,17 +166,30 @@ impl Sequence {
         let before = self.before_ms;
         if ev.ts.plus_ms(before) >= w {
             // Forget thens no first can reach any more (arrival is nearly in ts order).
-            while st.thens.front().is_some_and(|t| t.ts.plus_ms(before) < w) {
+            while st.thens.front().is_some_and(|b| b.last.ts.plus_ms(before) < w) {
                 st.thens.pop_front();
             }
-            if st.thens.len() >= MAX_PER_KEY {
-                st.thens.retain(|t| t.ts.plus_ms(before) >= w);
+            let bucket = ev.ts.0 / self.bucket_ms;
+            match st.thens.back_mut() {
+                Some(b) if b.bucket == bucket => {
+                    if ev.ts < b.first.ts {
+                        b.first = *ev;
+                    }
+                    if ev.ts > b.last.ts {
+                        b.last = *ev;
+                    }
+                }
+                _ => {
+                    if st.thens.len() >= MAX_PER_KEY {
+                        st.thens.retain(|b| b.last.ts.plus_ms(before) >= w);
+                    }
+                    if st.thens.len() >= MAX_PER_KEY {
+                        st.thens.pop_front();
+                        self.dropped += 1;
+                    }
+                    st.thens.push_back(ThenBucket { bucket, first: *ev, last: *ev });
+                }
             }
-            if st.thens.len() >= MAX_PER_KEY {
-                st.thens.pop_front();
-                self.dropped += 1;
-            }
-            st.thens.push_back(*ev);
         }
     }
 }
@@ -204,7 +238,7 @@ impl Detector for Sequence {
                 }
             });
             // Thens too old to confirm any first still to come.
-            st.thens.retain(|t| t.ts.plus_ms(before) >= EventTime(w.0));
+            st.thens.retain(|b| b.last.ts.plus_ms(before) >= EventTime(w.0));
             self.pending -= fired.len() as u64;
             if let Some(rule) = self.unconfirmed {
                 for ev in fired {
