@@ -50,7 +50,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
     let labels: BTreeSet<_> = scenario.labels.iter().map(|l| (l.rule.to_string(), l.ts, l.key.clone())).collect();
     println!();
     print!("{}", crate::replay::summary(&stats, stats.alarms_total(), 0, 1, 0));
-    print!("{}", crate::score::table(&crate::score::score(&seen, &labels)));
+    print!("{}", vigil_harness::score::table(&vigil_harness::score::score(&seen, &labels)));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -142,15 +142,63 @@ impl<R: Read> Pieces<R> {
     }
 }
 
+/// Progress of a max-rate feed: samples for the throughput chart, and a status line on terminals.
+pub struct Progress {
+    start: std::time::Instant,
+    lines: u64,
+    pub samples: Vec<(f64, u64)>,
+    next: f64,
+    tty: bool,
+}
+
+impl Progress {
+    pub fn new() -> Progress {
+        use std::io::IsTerminal;
+        Progress {
+            start: std::time::Instant::now(),
+            lines: 0,
+            samples: vec![(0.0, 0)],
+            next: 0.1,
+            tty: std::io::stderr().is_terminal(),
+        }
+    }
+
+    pub fn add(&mut self, lines: u64) {
+        self.lines += lines;
+        let t = self.start.elapsed().as_secs_f64();
+        if t >= self.next {
+            self.samples.push((t, self.lines));
+            if self.tty && (self.next * 10.0).round() as u64 % 5 == 0 {
+                eprint!("\r  {} events fed, {:.0} events/s   ", self.lines, self.lines as f64 / t);
+            }
+            self.next += 0.1;
+        }
+    }
+
+    pub fn finish(&mut self) {
+        self.samples.push((self.start.elapsed().as_secs_f64(), self.lines));
+        if self.tty {
+            eprint!("\r{:60}\r", "");
+        }
+    }
+}
+
 /// Streams an NDJSON file to `sources` in blocks of whole lines; lines longer than `max_line` are
 /// never buffered whole: they are skipped and reported as rejected. Returns bytes read.
-pub fn ndjson(path: &Path, sources: &mut [Source], spread: &Spread, max_line: usize) -> anyhow::Result<u64> {
+pub fn ndjson(
+    path: &Path,
+    sources: &mut [Source],
+    spread: &Spread,
+    max_line: usize,
+    progress: &mut Progress,
+) -> anyhow::Result<u64> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut pieces = Pieces::new(file, BLOCK_BYTES, max_line);
     let mut block = 0u64;
     while let Some(piece) = pieces.next_piece().with_context(|| format!("reading {}", path.display()))? {
         match piece {
             Piece::Lines { bytes, first_line } => {
+                progress.add(count_lines(&bytes));
                 if let Some(i) = spread.mine(block) {
                     let n = sources.len();
                     sources[i % n].push_ndjson_at(bytes, first_line).context("engine stopped")?;
@@ -173,7 +221,7 @@ fn count_lines(b: &[u8]) -> u64 {
 }
 
 /// Streams an Arrow IPC file batch by batch.
-pub fn arrow(path: &Path, sources: &mut [Source], spread: &Spread) -> anyhow::Result<u64> {
+pub fn arrow(path: &Path, sources: &mut [Source], spread: &Spread, progress: &mut Progress) -> anyhow::Result<u64> {
     let reader = vigil_engine::arrow_io::read_ipc_file(path).with_context(|| format!("opening {}", path.display()))?;
     let mut rows = 0u64;
     let mut block = 0u64;
@@ -184,6 +232,7 @@ pub fn arrow(path: &Path, sources: &mut [Source], spread: &Spread) -> anyhow::Re
         let mut offset = 0;
         while offset < batch.num_rows() {
             let len = (batch.num_rows() - offset).min(vigil_engine::source::MAX_ARROW_ROWS);
+            progress.add(len as u64);
             if let Some(i) = spread.mine(block) {
                 let n = sources.len();
                 sources[i % n]

@@ -10,7 +10,6 @@ mod demo;
 mod feed;
 mod generate;
 mod replay;
-mod score;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

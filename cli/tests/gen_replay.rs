@@ -93,3 +93,54 @@ fn the_same_seed_gives_the_same_bytes() {
         std::fs::remove_dir_all(d).ok();
     }
 }
+
+#[test]
+fn open_loop_replay_writes_a_report_with_the_design_fields() {
+    let d = dir("report");
+    vigil(&["gen", "--site-profile", "demo", "--scale", "0.2", "--events", "10000", "--seed", "4", "--out", s(&d)]);
+    let report_dir = d.join("report");
+    let summary = vigil(&[
+        "replay",
+        "--site",
+        s(&d.join("site.toml")),
+        "--rate",
+        "50000",
+        "--labels",
+        s(&d.join("labels.ndjson")),
+        "--report",
+        s(&report_dir),
+        s(&d.join("events.ndjson")),
+    ]);
+    assert!(summary.contains("open loop  offered 50000 events/s"), "{summary}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report_dir.join("report.json")).expect("report")).expect("JSON");
+    for field in [
+        "events",
+        "rejected",
+        "late",
+        "alarms",
+        "workers",
+        "wall_s",
+        "events_per_s",
+        "offered_rate",
+        "latency_us",
+        "rules",
+    ] {
+        assert!(!r[field].is_null(), "report.json lacks {field}: {r}");
+    }
+    assert_eq!(r["offered_rate"], 50000.0);
+    for q in ["p50", "p99", "p999", "max"] {
+        assert!(r["latency_us"][q].is_u64(), "{q}");
+    }
+    let tailgating = &r["rules"]["tailgating"];
+    assert_eq!(
+        (tailgating["precision"].as_f64(), tailgating["recall"].as_f64()),
+        (Some(1.0), Some(1.0)),
+        "{tailgating}"
+    );
+    for chart in ["latency.svg", "throughput.svg"] {
+        let svg = std::fs::read_to_string(report_dir.join(chart)).expect("chart");
+        assert!(svg.starts_with("<svg") && svg.contains("<polyline"), "{chart} has no series");
+    }
+    std::fs::remove_dir_all(d).ok();
+}

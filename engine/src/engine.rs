@@ -193,6 +193,7 @@ impl EngineBuilder {
             topo: self.topo,
             clustered: self.cluster.is_some(),
             workers: self.workers,
+            clock,
             started,
         })
     }
@@ -207,6 +208,7 @@ pub struct Engine {
     topo: Arc<Topology>,
     clustered: bool,
     workers: usize,
+    clock: IngestClock,
     started: Instant,
 }
 
@@ -253,6 +255,11 @@ impl Engine {
     /// Worker threads in this process.
     pub fn workers(&self) -> usize {
         self.workers
+    }
+
+    /// The engine's ingest clock (what `latency_us` is measured on).
+    pub fn clock(&self) -> IngestClock {
+        self.clock
     }
 
     /// Replaces the rule pack without a restart and without losing events. The new pack applies to

@@ -77,6 +77,7 @@ pub mod source;
 pub mod stats;
 mod swap;
 
+pub use clock::IngestClock;
 pub use engine::{Cluster, Engine, EngineBuilder, EngineError, LateEvent};
 pub use source::{PushError, Source, TryPushError};
 pub use stats::{LatencySummary, SourceRejection, Stats};

@@ -201,6 +201,14 @@ impl Source {
         self.send(Batch::Ndjson { bytes, first_line, ingest_ns })
     }
 
+    /// Like [`Source::push_ndjson_at`], with the batch's ingest instant given by the caller on the
+    /// engine's clock ([`crate::Engine::clock`]). An open-loop load generator stamps each batch
+    /// with its *scheduled* send time, so latency includes any time the batch waited to be
+    /// accepted: a stalled engine cannot hide its delay (no coordinated omission).
+    pub fn push_ndjson_stamped(&mut self, bytes: Vec<u8>, first_line: u64, ingest_ns: u64) -> Result<(), PushError> {
+        self.send(Batch::Ndjson { bytes, first_line, ingest_ns })
+    }
+
     /// Non-blocking [`Source::push_ndjson`]: hands the bytes back when the queue is full.
     pub fn try_push_ndjson(&mut self, bytes: Vec<u8>) -> Result<(), TryPushError<Vec<u8>>> {
         let first_line = self.next_line;

@@ -3,16 +3,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use anyhow::{Context, bail};
-
 /// An alarm or label identity.
 pub type Identity = (String, u64, String);
 
 /// Per-rule score.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RuleScore {
+    /// Alarms raised.
     pub alarms: u64,
+    /// Labels.
     pub expected: u64,
+    /// Alarms that match a label.
     pub true_positives: u64,
 }
 
@@ -29,13 +30,40 @@ impl RuleScore {
 
 const KEY_FIELDS: [&str; 7] = ["door", "card", "area", "device", "camera", "sensor", "site"];
 
+/// A labels file that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LabelError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A line is not a label.
+    #[error("{path}: line {line}: {reason}")]
+    Line {
+        /// The file.
+        path: String,
+        /// 1-based line number.
+        line: usize,
+        /// Why.
+        reason: String,
+    },
+}
+
 /// Reads labels NDJSON: `{"rule":…, "ts":…, <key field>:…}` per line.
-pub fn read_labels(path: &Path) -> anyhow::Result<BTreeSet<Identity>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+pub fn read_labels(path: &Path) -> Result<BTreeSet<Identity>, LabelError> {
+    let p = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| LabelError::Io { path: p.clone(), source })?;
     let mut out = BTreeSet::new();
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let v: serde_json::Value =
-            serde_json::from_str(line).with_context(|| format!("{}: line {}: not JSON", path.display(), i + 1))?;
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| LabelError::Line {
+            path: p.clone(),
+            line: i + 1,
+            reason: format!("not JSON: {e}"),
+        })?;
         let rule = v["rule"].as_str();
         let ts = v["ts"].as_u64();
         let key = KEY_FIELDS.iter().find_map(|k| v[*k].as_str());
@@ -43,12 +71,13 @@ pub fn read_labels(path: &Path) -> anyhow::Result<BTreeSet<Identity>> {
             (Some(r), Some(t), Some(k)) => {
                 out.insert((r.to_string(), t, k.to_string()));
             }
-            _ => bail!(
-                "{}: line {}: a label needs rule, ts and a key field ({})",
-                path.display(),
-                i + 1,
-                KEY_FIELDS.join(", ")
-            ),
+            _ => {
+                return Err(LabelError::Line {
+                    path: p.clone(),
+                    line: i + 1,
+                    reason: format!("a label needs rule, ts and a key field ({})", KEY_FIELDS.join(", ")),
+                });
+            }
         }
     }
     Ok(out)
