@@ -527,10 +527,11 @@ fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
     let mut seen_version = u64::MAX;
     let mut in_flight: VecDeque<u64> = VecDeque::new();
     let lateness = ctx.lateness.ms;
-    // One batch per source per round: every round ends by advancing the watermark, and detectors
-    // buffer what lies above it (8 batches of 64 Ki Arrow rows per round let the frontier lag
-    // ~500 k events and overflowed per-key caps).
-    const BATCHES_PER_ROUND: usize = 1;
+    // Per source per round, batches until about this many events: every round ends by advancing
+    // the watermark, and detectors buffer what lies above it (8 batches of 64 Ki Arrow rows per
+    // round let the frontier lag ~500 k events and overflowed per-key caps), while one tiny batch
+    // per round (open loop at 1 M events/s sends ~100 events per batch) drowns in per-round cost.
+    const EVENTS_PER_ROUND: u64 = 4_096;
 
     loop {
         if ctx.registry.aborting.load(Ordering::SeqCst) {
@@ -557,7 +558,8 @@ fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
         let mut worked = false;
         let input_time = *events_in.time();
         for src in owned.iter_mut() {
-            for _ in 0..BATCHES_PER_ROUND {
+            let round_start = ingest.events + ingest.late;
+            while ingest.events + ingest.late - round_start < EVENTS_PER_ROUND {
                 match src.rx.try_recv() {
                     Ok(batch) => {
                         worked = true;
