@@ -50,20 +50,12 @@ pub struct Sequence {
 
 #[derive(Debug, Default)]
 struct KeyState {
-    /// `then` events that may still confirm a first, compressed: per time bucket only the
-    /// earliest and the latest (see [`Sequence::bucket_ms`]); nearly in ts order (arrival order).
-    thens: VecDeque<ThenBucket>,
+    /// `then` events that may still confirm a first, at most two per time bucket — its earliest
+    /// and latest (see [`Sequence::bucket_ms`]); nearly in ts order (arrival order).
+    thens: VecDeque<Event>,
     /// Firsts until the watermark passes their window (unordered), decided or not: a second first
     /// with the same ts has the same alarm identity and must not alarm again.
     firsts: Vec<Pending>,
-}
-
-/// The earliest and latest `then` event of one time bucket.
-#[derive(Debug, Clone, Copy)]
-struct ThenBucket {
-    bucket: u64,
-    first: Event,
-    last: Event,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -128,12 +120,7 @@ impl Sequence {
             }
             true
         } else {
-            let video = st
-                .thens
-                .iter()
-                .flat_map(|b| [b.first, b.last])
-                .filter(|t| lo <= t.ts && t.ts <= hi)
-                .min_by_key(|t| t.ts);
+            let video = st.thens.iter().filter(|t| lo <= t.ts && t.ts <= hi).min_by_key(|t| t.ts).copied();
             if let (Some(then), Some(rule)) = (video, self.confirmed) {
                 out.push(Self::alarm(rule, key, ev, Some(then), arrival));
             }
@@ -166,28 +153,32 @@ impl Sequence {
         let before = self.before_ms;
         if ev.ts.plus_ms(before) >= w {
             // Forget thens no first can reach any more (arrival is nearly in ts order).
-            while st.thens.front().is_some_and(|b| b.last.ts.plus_ms(before) < w) {
+            while st.thens.front().is_some_and(|t| t.ts.plus_ms(before) < w) {
                 st.thens.pop_front();
             }
-            let bucket = ev.ts.0 / self.bucket_ms;
-            match st.thens.back_mut() {
-                Some(b) if b.bucket == bucket => {
-                    if ev.ts < b.first.ts {
-                        b.first = *ev;
-                    }
-                    if ev.ts > b.last.ts {
-                        b.last = *ev;
-                    }
+            let bucket_of = |e: &Event| e.ts.0 / self.bucket_ms;
+            let b = bucket_of(ev);
+            let n = st.thens.len();
+            if n >= 2 && bucket_of(&st.thens[n - 1]) == b && bucket_of(&st.thens[n - 2]) == b {
+                // The bucket already has its earliest (n − 2) and latest (n − 1): widen them.
+                if ev.ts < st.thens[n - 2].ts {
+                    st.thens[n - 2] = *ev;
+                } else if ev.ts > st.thens[n - 1].ts {
+                    st.thens[n - 1] = *ev;
                 }
-                _ => {
-                    if st.thens.len() >= MAX_PER_KEY {
-                        st.thens.retain(|b| b.last.ts.plus_ms(before) >= w);
-                    }
-                    if st.thens.len() >= MAX_PER_KEY {
-                        st.thens.pop_front();
-                        self.dropped += 1;
-                    }
-                    st.thens.push_back(ThenBucket { bucket, first: *ev, last: *ev });
+            } else {
+                if st.thens.len() >= MAX_PER_KEY {
+                    st.thens.retain(|t| t.ts.plus_ms(before) >= w);
+                }
+                if st.thens.len() >= MAX_PER_KEY {
+                    st.thens.pop_front();
+                    self.dropped += 1;
+                }
+                st.thens.push_back(*ev);
+                // Keep a bucket's pair as (earliest, latest).
+                let n = st.thens.len();
+                if n >= 2 && bucket_of(&st.thens[n - 2]) == b && st.thens[n - 2].ts > st.thens[n - 1].ts {
+                    st.thens.swap(n - 2, n - 1);
                 }
             }
         }
@@ -238,7 +229,7 @@ impl Detector for Sequence {
                 }
             });
             // Thens too old to confirm any first still to come.
-            st.thens.retain(|b| b.last.ts.plus_ms(before) >= EventTime(w.0));
+            st.thens.retain(|t| t.ts.plus_ms(before) >= EventTime(w.0));
             self.pending -= fired.len() as u64;
             if let Some(rule) = self.unconfirmed {
                 for ev in fired {
