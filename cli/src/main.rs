@@ -7,7 +7,6 @@ use clap::{Parser, Subcommand};
 
 mod check;
 mod demo;
-mod feed;
 mod generate;
 mod replay;
 

@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use vigil_engine::{Cluster, Engine, Stats};
 use vigil_rules::{Lateness, RulePack, Topology};
 
-use crate::feed::{self, Spread};
+use vigil_harness::feed::{self, Spread};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use arrow_array::builder::{Int64Builder, StringDictionaryBuilder, UInt16Builder};
 use arrow_array::types::Int32Type;
 use arrow_array::{Array, ArrayRef, DictionaryArray, Int64Array, RecordBatch, StringArray, UInt16Array};
-use arrow_schema::{ArrowError, DataType, Field, Schema};
+pub use arrow_schema::ArrowError;
+use arrow_schema::{DataType, Field, Schema};
 use vigil_rules::{CardKey, DeviceIx, Event, EventType, Topology};
 
 use crate::decode::{DeviceRef, Fields, Reason, Rejection, intern, parse_rfc3339};

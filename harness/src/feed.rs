@@ -1,15 +1,52 @@
-//! Feeding files into the engine: NDJSON in blocks of whole lines, Arrow batch by batch, spread
-//! round-robin over the sources of this process (and, in a cluster, over processes).
+//! The replay driver's feeding: NDJSON files in blocks of whole lines, Arrow files in slices,
+//! spread round-robin over the sources of this process (and, in a cluster, over processes).
+//! Lines longer than the limit are never buffered whole: they are skipped and reported to the
+//! engine as rejected.
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
-use anyhow::Context;
 use vigil_engine::Source;
 use vigil_engine::decode::Reason;
 
+/// Why feeding stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    /// Reading the file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// The Arrow file could not be read.
+    #[error("{path}: {reason}")]
+    Arrow {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The engine stopped accepting batches.
+    #[error("the engine stopped while {path} was being fed")]
+    EngineStopped {
+        /// The file.
+        path: String,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> FeedError + '_ {
+    move |source| FeedError::Io { path: path.display().to_string(), source }
+}
+
+fn stopped(path: &Path) -> impl FnOnce(vigil_engine::PushError) -> FeedError + '_ {
+    move |_| FeedError::EngineStopped { path: path.display().to_string() }
+}
+
 /// Which blocks of a file this process takes, and where it sends them.
+#[derive(Debug, Clone, Copy)]
 pub struct Spread {
     /// Number of processes.
     pub processes: usize,
@@ -39,13 +76,24 @@ pub fn is_arrow(path: &Path) -> io::Result<bool> {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Piece {
     /// Whole lines; the first is line `first_line`.
-    Lines { bytes: Vec<u8>, first_line: u64 },
+    Lines {
+        /// The lines.
+        bytes: Vec<u8>,
+        /// Number of the first.
+        first_line: u64,
+    },
     /// Line `line` is longer than the limit (at least `len` bytes); it was skipped unread.
-    TooLong { line: u64, len: u64 },
+    TooLong {
+        /// Its number.
+        line: u64,
+        /// Bytes seen.
+        len: u64,
+    },
 }
 
 /// Splits a byte stream into [`Piece`]s of about `block` bytes, never buffering a line longer
 /// than `max_line`.
+#[derive(Debug)]
 pub struct Pieces<R> {
     input: R,
     buf: Vec<u8>,
@@ -59,6 +107,7 @@ pub struct Pieces<R> {
 }
 
 impl<R: Read> Pieces<R> {
+    /// Pieces of `input`.
     pub fn new(input: R, block: usize, max_line: usize) -> Pieces<R> {
         Pieces {
             input,
@@ -143,15 +192,24 @@ impl<R: Read> Pieces<R> {
 }
 
 /// Progress of a max-rate feed: samples for the throughput chart, and a status line on terminals.
+#[derive(Debug)]
 pub struct Progress {
     start: std::time::Instant,
     lines: u64,
+    /// (seconds since start, lines fed), every 100 ms.
     pub samples: Vec<(f64, u64)>,
     next: f64,
     tty: bool,
 }
 
+impl Default for Progress {
+    fn default() -> Self {
+        Progress::new()
+    }
+}
+
 impl Progress {
+    /// Starts the clock.
     pub fn new() -> Progress {
         use std::io::IsTerminal;
         Progress {
@@ -163,6 +221,7 @@ impl Progress {
         }
     }
 
+    /// Counts fed lines.
     pub fn add(&mut self, lines: u64) {
         self.lines += lines;
         let t = self.start.elapsed().as_secs_f64();
@@ -175,6 +234,7 @@ impl Progress {
         }
     }
 
+    /// Takes the last sample and clears the status line.
     pub fn finish(&mut self) {
         self.samples.push((self.start.elapsed().as_secs_f64(), self.lines));
         if self.tty {
@@ -191,24 +251,24 @@ pub fn ndjson(
     spread: &Spread,
     max_line: usize,
     progress: &mut Progress,
-) -> anyhow::Result<u64> {
-    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+) -> Result<u64, FeedError> {
+    let file = File::open(path).map_err(io_err(path))?;
     let mut pieces = Pieces::new(file, BLOCK_BYTES, max_line);
     let mut block = 0u64;
-    while let Some(piece) = pieces.next_piece().with_context(|| format!("reading {}", path.display()))? {
+    while let Some(piece) = pieces.next_piece().map_err(io_err(path))? {
         match piece {
             Piece::Lines { bytes, first_line } => {
                 progress.add(count_lines(&bytes));
                 if let Some(i) = spread.mine(block) {
                     let n = sources.len();
-                    sources[i % n].push_ndjson_at(bytes, first_line).context("engine stopped")?;
+                    sources[i % n].push_ndjson_at(bytes, first_line).map_err(stopped(path))?;
                 }
                 block += 1;
             }
             Piece::TooLong { line, len } => {
                 if spread.process == 0 {
                     let detail = format!("at least {len} bytes, the limit is {max_line}");
-                    sources[0].reject_line(line, Reason::LineTooLong, detail).context("engine stopped")?;
+                    sources[0].reject_line(line, Reason::LineTooLong, detail).map_err(stopped(path))?;
                 }
             }
         }
@@ -221,12 +281,16 @@ fn count_lines(b: &[u8]) -> u64 {
 }
 
 /// Streams an Arrow IPC file batch by batch.
-pub fn arrow(path: &Path, sources: &mut [Source], spread: &Spread, progress: &mut Progress) -> anyhow::Result<u64> {
-    let reader = vigil_engine::arrow_io::read_ipc_file(path).with_context(|| format!("opening {}", path.display()))?;
+pub fn arrow(path: &Path, sources: &mut [Source], spread: &Spread, progress: &mut Progress) -> Result<u64, FeedError> {
+    let arrow_err = |e: vigil_engine::arrow_io::ArrowError| FeedError::Arrow {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    let reader = vigil_engine::arrow_io::read_ipc_file(path).map_err(arrow_err)?;
     let mut rows = 0u64;
     let mut block = 0u64;
     for batch in reader {
-        let batch = batch.with_context(|| format!("reading {}", path.display()))?;
+        let batch = batch.map_err(arrow_err)?;
         // Spread slices, not whole batches, so sources stay within a slice of each other in
         // event time (a whole 64 Ki-row batch ahead lets the frontier lag at busy doors).
         let mut offset = 0;
@@ -237,7 +301,7 @@ pub fn arrow(path: &Path, sources: &mut [Source], spread: &Spread, progress: &mu
                 let n = sources.len();
                 sources[i % n]
                     .push_arrow_at(batch.slice(offset, len), rows + offset as u64 + 1)
-                    .context("engine stopped")?;
+                    .map_err(stopped(path))?;
             }
             block += 1;
             offset += len;
