@@ -89,9 +89,18 @@ pub struct EngineBuilder {
     rejection_tx: Option<Sender<SourceRejection>>,
     rejection_samples: usize,
     max_epochs_in_flight: usize,
+    live_idle: Option<Duration>,
 }
 
 impl EngineBuilder {
+    /// Live mode (DESIGN §4): a source that delivers nothing for `idle` advances its watermark
+    /// with the wall clock (`now − lateness`), so absence alarms fire on a quiet site. Event time
+    /// must then be wall-clock time. Off by default (replays run on event time alone).
+    pub fn live(mut self, idle: Duration) -> Self {
+        self.live_idle = Some(idle);
+        self
+    }
+
     /// Worker threads (in this process). Default 1. Size it to the cores the engine owns: timely
     /// workers wait for each other, and one that loses its core stalls the rest.
     pub fn workers(mut self, n: usize) -> Self {
@@ -182,6 +191,7 @@ impl EngineBuilder {
             max_epochs_in_flight: self.max_epochs_in_flight,
             clock,
             local_workers: self.workers,
+            live_idle: self.live_idle,
         });
         let started = Instant::now();
         let guards = timely::execute(config, move |worker| run_worker(worker, &ctx)).map_err(EngineError::Start)?;
@@ -233,6 +243,7 @@ impl Engine {
             rejection_tx: None,
             rejection_samples: 100,
             max_epochs_in_flight: 64,
+            live_idle: None,
         }
     }
 
@@ -367,6 +378,7 @@ struct WorkerContext {
     max_epochs_in_flight: usize,
     clock: IngestClock,
     local_workers: usize,
+    live_idle: Option<Duration>,
 }
 
 /// What one worker returns.
@@ -384,9 +396,11 @@ struct WorkerReport {
 struct OwnedSource {
     shared: Arc<SourceShared>,
     rx: Receiver<Batch>,
-    /// The watermark the source was registered at.
+    /// The watermark the source was registered at (raised by idle ticks in live mode).
     start: u64,
     max_ts: Option<u64>,
+    /// When the source last delivered a batch (live mode).
+    last_batch: Instant,
 }
 
 impl OwnedSource {
@@ -548,7 +562,13 @@ fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
                     let rx = s.rx.lock().ok().and_then(|mut g| g.take());
                     if let Some(rx) = rx {
                         let start = s.watermark.load(Ordering::SeqCst);
-                        owned.push(OwnedSource { shared: s.clone(), rx, start, max_ts: None });
+                        owned.push(OwnedSource {
+                            shared: s.clone(),
+                            rx,
+                            start,
+                            max_ts: None,
+                            last_batch: Instant::now(),
+                        });
                     }
                 }
             }
@@ -563,6 +583,7 @@ fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
                 match src.rx.try_recv() {
                     Ok(batch) => {
                         worked = true;
+                        src.last_batch = Instant::now();
                         let ingest_ns = ingest_batch(&mut ingest, src, batch, input_time, &mut names_in);
                         ingest.flush(&mut events_in);
                         if src.max_ts.is_some() {
@@ -578,6 +599,21 @@ fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
                         src.shared.drained.store(true, Ordering::SeqCst);
                         break;
                     }
+                }
+            }
+        }
+        // Live mode: a source idle for `idle` advances its watermark with the wall clock, so
+        // absence decisions (held-open doors, silent devices) become final on a quiet site. The
+        // idle tick is the input that made them final, for latency.
+        if let Some(idle) = ctx.live_idle {
+            let wall_ms =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+            let w = wall_ms.saturating_sub(lateness);
+            for src in owned.iter_mut() {
+                if src.last_batch.elapsed() >= idle && w > src.watermark(lateness) {
+                    src.start = w;
+                    src.shared.watermark_ingest.store(ctx.clock.now_ns(), Ordering::Relaxed);
+                    src.shared.watermark.fetch_max(w, Ordering::SeqCst);
                 }
             }
         }
