@@ -29,17 +29,7 @@ fn run_campus(lines: &[String]) -> (Vec<Alarm>, vigil_engine::Stats) {
 
 fn alarms(lines: &[String]) -> BTreeSet<Ident> {
     let (got, _) = run_campus(lines);
-    let set = idents(&got);
-    assert_eq!(set.len(), got.len(), "an identity was emitted twice: {got:?}");
-    set
-}
-
-fn a(rule: &str, ts: u64, key: &str, priority: u8) -> Ident {
-    (rule.to_string(), ts, key.to_string(), priority)
-}
-
-fn set(items: &[Ident]) -> BTreeSet<Ident> {
-    items.iter().cloned().collect()
+    unique_idents(&got)
 }
 
 fn grant(ts: u64, reader: &str, card: &str) -> String {

@@ -9,17 +9,7 @@ use common::*;
 fn alarms(lines: &[String]) -> BTreeSet<Ident> {
     let (got, stats) = run(SITE, lines, Run::default());
     assert_eq!(stats.rejected_total(), 0, "{:?}", stats.rejection_samples);
-    let set = idents(&got);
-    assert_eq!(set.len(), got.len(), "an identity was emitted twice: {got:?}");
-    set
-}
-
-fn a(rule: &str, ts: u64, key: &str, priority: u8) -> Ident {
-    (rule.to_string(), ts, key.to_string(), priority)
-}
-
-fn set(items: &[Ident]) -> BTreeSet<Ident> {
-    items.iter().cloned().collect()
+    unique_idents(&got)
 }
 
 const T: u64 = T0 + 60_000;

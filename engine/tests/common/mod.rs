@@ -61,6 +61,23 @@ pub fn idents(alarms: &[Alarm]) -> BTreeSet<Ident> {
     alarms.iter().map(ident).collect()
 }
 
+/// The identities of `alarms`, asserting none was emitted twice.
+pub fn unique_idents(alarms: &[Alarm]) -> BTreeSet<Ident> {
+    let set = idents(alarms);
+    assert_eq!(set.len(), alarms.len(), "an identity was emitted twice: {alarms:?}");
+    set
+}
+
+/// An expected alarm.
+pub fn a(rule: &str, ts: u64, key: &str, priority: u8) -> Ident {
+    (rule.to_string(), ts, key.to_string(), priority)
+}
+
+/// A set of expected alarms.
+pub fn set(items: &[Ident]) -> BTreeSet<Ident> {
+    items.iter().cloned().collect()
+}
+
 /// Identities from the independent reference.
 pub fn reference(site: &str, lines: &[String], rules: &[&str]) -> BTreeSet<Ident> {
     let text = lines.join("\n");
