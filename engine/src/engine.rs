@@ -294,8 +294,7 @@ impl Engine {
         if self.clustered {
             return Err(EngineError::Swap("hot swap is not supported across processes".into()));
         }
-        let floor = self.registry.floor.load(Ordering::SeqCst);
-        self.board.swap(&self.topo, pack, floor, at).map_err(|latest| {
+        self.board.swap(&self.topo, pack, &self.registry.floor, at).map_err(|latest| {
             EngineError::Swap(format!("events up to ts {latest} were already evaluated by the current pack"))
         })
     }
@@ -655,6 +654,10 @@ fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
         };
         if let Some((w, ingest_ns)) = binding {
             if w > *events_in.time() {
+                // Under the swap board's lock, like `flush`: a swap reads the watermark under it,
+                // so its boundary is never below a watermark the operators may already have seen.
+                let _board = ctx.board.state.lock().unwrap_or_else(|e| e.into_inner());
+                ctx.registry.floor.fetch_max(w, Ordering::SeqCst);
                 ticks_in.send(Tick { worker: index as u32, to: w, ingest_ns, last: false });
                 events_in.advance_to(w);
                 ticks_in.advance_to(w);

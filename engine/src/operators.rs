@@ -92,12 +92,11 @@ const RING_BUCKETS: u64 = 1 << 14; // 16 384 × 16 ms ≈ 4.4 minutes ahead of t
 impl PendingQueue {
     fn push(&mut self, p: Pending) {
         let b = p.1.ev.ts.0 >> BUCKET_SHIFT;
-        if self.ring.is_empty() && self.overflow.is_empty() && b > self.base {
-            // Nothing queued: start the ring here. (Later events below it are clamped into the
-            // first bucket, which is sorted as a whole and drained after everything before it.)
-            self.base = b;
-        }
-        // ts ≥ the watermark the queue was drained to, so b ≥ base.
+        // ts ≥ the watermark the queue was drained to, so b ≥ base. (No re-basing above the
+        // watermark: an earlier event could still come and must not be held back behind `base`.
+        // Before the first drain everything is far ahead of base 0 and goes to the overflow map,
+        // which the drain visits bucket by bucket.)
+        debug_assert!(b >= self.base, "an event below the drained watermark reached the queue");
         let offset = b.saturating_sub(self.base);
         if offset >= RING_BUCKETS {
             self.overflow.entry(b).or_default().push(p);
@@ -451,4 +450,50 @@ pub(crate) fn sink<'s>(
 pub(crate) fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3)
         .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_rules::{CardKey, DeviceIx, EventTime, EventType};
+
+    fn pending(ts: u64) -> Pending {
+        let ev = Event {
+            ts: EventTime(ts),
+            card: CardKey::NONE,
+            ingest_ns: 0,
+            device: DeviceIx(0),
+            kind: EventType::DoorOpened,
+            flags: 0,
+            count: 1,
+        };
+        let (hi, lo) = ev.order_key(&[0]);
+        ((hi, lo, 0), Keyed { key: 0, ev })
+    }
+
+    fn drain(q: &mut PendingQueue, w: u64) -> Vec<u64> {
+        let mut out = Vec::new();
+        q.drain_below(w, |k| out.push(k.ev.ts.0));
+        out
+    }
+
+    #[test]
+    fn events_come_out_in_time_order_and_none_is_held_back() {
+        // Regression: the first push used to re-base the ring above a later, earlier event,
+        // which then waited behind the ring while the watermark passed it.
+        let mut q = PendingQueue::default();
+        q.push(pending(100_000));
+        q.push(pending(60_000));
+        q.push(pending(80_000));
+        assert_eq!(drain(&mut q, 62_000), [60_000]);
+        assert_eq!(drain(&mut q, 90_000), [80_000]);
+        q.push(pending(95_000));
+        q.push(pending(90_000));
+        assert_eq!(drain(&mut q, 100_000), [90_000, 95_000]);
+        assert_eq!(drain(&mut q, 100_001), [100_000]);
+        // Far ahead (beyond the ring) and back again.
+        q.push(pending(100_001 + (RING_BUCKETS << BUCKET_SHIFT) * 3));
+        q.push(pending(100_005));
+        assert_eq!(drain(&mut q, u64::MAX >> 1), [100_005, 100_001 + (RING_BUCKETS << BUCKET_SHIFT) * 3]);
+    }
 }

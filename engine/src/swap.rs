@@ -104,11 +104,20 @@ impl SwapBoard {
     }
 
     /// Publishes a swap to `pack` from event time `at` (default: the largest ts sent + 1, at
-    /// least `floor`, the engine's watermark). Refused with the largest ts sent when events at or
-    /// after `at` were already sent to the old pack.
-    pub fn swap(&self, topo: &Arc<Topology>, pack: &RulePack, floor: u64, at: Option<u64>) -> Result<SwapReport, u64> {
+    /// least `floor`, the engine's watermark, read under the board's lock: workers advance their
+    /// input under it too, so no decision at or after the boundary can have been taken yet).
+    /// Refused with the largest ts sent when events at or after `at` were already sent to the
+    /// old pack.
+    pub fn swap(
+        &self,
+        topo: &Arc<Topology>,
+        pack: &RulePack,
+        floor: &std::sync::atomic::AtomicU64,
+        at: Option<u64>,
+    ) -> Result<SwapReport, u64> {
         let mut book = self.book.write().unwrap_or_else(|e| e.into_inner());
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let floor = floor.load(Ordering::SeqCst);
         let earliest = state.max_sent.map_or(floor, |m| (m + 1).max(floor));
         let at = match at {
             Some(t) if t < earliest => return Err(earliest.saturating_sub(1)),
