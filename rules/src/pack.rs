@@ -718,23 +718,8 @@ mod tests {
     fn the_default_pack_has_the_twelve_rules_of_the_design() {
         let pack = RulePack::default_pack();
         let ids: Vec<&str> = pack.rules().iter().map(|r| r.id.as_str()).collect();
-        assert_eq!(
-            ids,
-            [
-                "forced_entry_confirmed",
-                "forced_entry_unconfirmed",
-                "door_held_open",
-                "tailgating",
-                "anti_passback",
-                "access_denied_burst",
-                "access_denied_burst_door",
-                "impossible_travel",
-                "duress",
-                "intrusion_confirmed",
-                "device_offline",
-                "after_hours_access"
-            ]
-        );
+        // The twelve rules of DESIGN §5.2, in its order (the independent reference's list).
+        assert_eq!(ids, vigil_reference::DEFAULT_RULES);
         let prio: Vec<u8> = pack.rules().iter().map(|r| r.priority).collect();
         assert_eq!(prio, [230, 140, 110, 170, 150, 160, 150, 190, 250, 240, 130, 80]);
         let held = pack.find("door_held_open").expect("rule");
