@@ -4,8 +4,8 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
@@ -17,9 +17,10 @@ use timely::worker::Worker;
 use timely::{CommunicationConfig, WorkerConfig};
 use vigil_rules::{Alarm, Event, Keyspace, Lateness, RuleDef, RuleId, RulePack, Topology};
 
+use crate::checkpoint::{self, CheckpointError, Quiesce, Snapshot, SnapshotData};
 use crate::clock::IngestClock;
 use crate::decode::{DEFAULT_MAX_LINE, Decoder, Reason, Rejection};
-use crate::operators::{self, CardName, RuleReport, SinkReport, Tick};
+use crate::operators::{self, CardName, RuleOpState, RuleReport, SinkLive, SinkReport, Tick};
 use crate::source::{Batch, Registry, Source, SourceShared};
 use crate::stats::{LatencySummary, SourceRejection, Stats};
 use crate::swap::{Hosted, SwapBoard, SwapReport};
@@ -39,6 +40,9 @@ pub enum EngineError {
     /// A rule-pack swap was refused.
     #[error("rule swap refused: {0}")]
     Swap(String),
+    /// A checkpoint could not be taken or restored.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
 }
 
 /// A late event, as forwarded to the optional late output.
@@ -90,9 +94,18 @@ pub struct EngineBuilder {
     rejection_samples: usize,
     max_epochs_in_flight: usize,
     live_idle: Option<Duration>,
+    restore: Option<Snapshot>,
 }
 
 impl EngineBuilder {
+    /// Starts from a checkpoint ([`Engine::checkpoint`]) instead of empty: same site, same rules
+    /// and same worker count, checked at [`EngineBuilder::build`]. Sources start at the
+    /// checkpoint's watermark.
+    pub fn restore(mut self, snapshot: Snapshot) -> Self {
+        self.restore = Some(snapshot);
+        self
+    }
+
     /// Live mode (DESIGN §4): a source that delivers nothing for `idle` advances its watermark
     /// with the wall clock (`now − lateness`), so absence alarms fire on a quiet site. Event time
     /// must then be wall-clock time. Off by default (replays run on event time alone).
@@ -164,7 +177,29 @@ impl EngineBuilder {
         let registry = Arc::new(Registry::new(self.workers, self.queue_batches, clock));
         let (alarm_tx, alarm_rx) = crossbeam_channel::unbounded();
         let (board, initial) = SwapBoard::new(&self.topo, &self.pack);
+        let restore = match self.restore {
+            None => None,
+            Some(snap) => {
+                if self.cluster.is_some() {
+                    return Err(EngineError::Checkpoint(CheckpointError::Unavailable(
+                        "restoring is not supported across processes".into(),
+                    )));
+                }
+                if snap.data.workers != self.workers {
+                    return Err(EngineError::Checkpoint(CheckpointError::Mismatch(format!(
+                        "taken with {} workers, this engine has {}",
+                        snap.data.workers, self.workers
+                    ))));
+                }
+                let book = board.book.read().unwrap_or_else(|e| e.into_inner()).clone();
+                let map = checkpoint::rule_map(&snap.data.rules, &book).map_err(EngineError::Checkpoint)?;
+                registry.floor.store(snap.data.watermark, Ordering::SeqCst);
+                board.state.lock().unwrap_or_else(|e| e.into_inner()).max_sent = snap.data.max_sent;
+                Some(Arc::new((snap.data, map)))
+            }
+        };
         let board = Arc::new(board);
+        let quiesce = Arc::new(Quiesce::new(self.workers));
         let communication = match &self.cluster {
             None if self.workers == 1 => CommunicationConfig::Thread,
             None => CommunicationConfig::Process(self.workers),
@@ -192,9 +227,29 @@ impl EngineBuilder {
             clock,
             local_workers: self.workers,
             live_idle: self.live_idle,
+            quiesce: quiesce.clone(),
+            restore: restore.clone(),
+            restored: Mutex::new((0, None)),
         });
         let started = Instant::now();
+        let ctx_probe = ctx.clone();
         let guards = timely::execute(config, move |worker| run_worker(worker, &ctx)).map_err(EngineError::Start)?;
+        if restore.is_some() {
+            // Every worker restores its operators before its first step; wait for the verdict.
+            loop {
+                let (done, error) = ctx_probe.restored.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                if let Some(e) = error {
+                    registry.aborting.store(true, Ordering::SeqCst);
+                    registry.wake_all();
+                    let _ = guards.join();
+                    return Err(EngineError::Checkpoint(CheckpointError::Mismatch(e)));
+                }
+                if done == self.workers {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
         Ok(Engine {
             registry,
             alarms: alarm_rx,
@@ -205,6 +260,7 @@ impl EngineBuilder {
             workers: self.workers,
             clock,
             started,
+            quiesce,
         })
     }
 }
@@ -220,6 +276,7 @@ pub struct Engine {
     workers: usize,
     clock: IngestClock,
     started: Instant,
+    quiesce: Arc<Quiesce>,
 }
 
 impl fmt::Debug for Engine {
@@ -244,7 +301,53 @@ impl Engine {
             rejection_samples: 100,
             max_epochs_in_flight: 64,
             live_idle: None,
+            restore: None,
         }
+    }
+
+    /// The engine's watermark now (event-time ms): every event below it is known.
+    pub fn watermark(&self) -> u64 {
+        self.registry.floor.load(Ordering::SeqCst)
+    }
+
+    /// Events accepted into the dataflow so far (all workers of this process; live counter).
+    pub fn processed(&self) -> u64 {
+        self.registry.processed.load(Ordering::Relaxed)
+    }
+
+    /// Late events so far (all workers of this process; live counter).
+    pub fn late(&self) -> u64 {
+        self.registry.late.load(Ordering::Relaxed)
+    }
+
+    /// Takes a checkpoint of the whole engine state (see the `checkpoint` module docs). The host
+    /// must not push into any source while this runs (the sidecar holds its ingest lock); every
+    /// batch pushed before is included. Typically a few milliseconds plus encoding time. Alarms
+    /// the checkpoint covers have all been sent on [`Engine::alarms`] when it returns
+    /// ([`Snapshot::alarms_sent`] of them in all). Not available in cluster mode.
+    pub fn checkpoint(&self) -> Result<Snapshot, EngineError> {
+        if self.clustered {
+            return Err(EngineError::Checkpoint(CheckpointError::Unavailable(
+                "checkpoints are not supported across processes".into(),
+            )));
+        }
+        let registry = self.registry.clone();
+        let (operators, sink) =
+            self.quiesce.run(Duration::from_secs(30), move || registry.wake_all()).map_err(EngineError::Checkpoint)?;
+        let book = self.board.book.read().unwrap_or_else(|e| e.into_inner());
+        let max_sent = self.board.state.lock().unwrap_or_else(|e| e.into_inner()).max_sent;
+        let watermark = operators.iter().map(|o| o.watermark).max().unwrap_or(0).max(self.watermark());
+        Ok(Snapshot {
+            data: SnapshotData {
+                format: 1,
+                workers: self.workers,
+                watermark,
+                max_sent,
+                rules: checkpoint::book_rules(&book),
+                operators,
+                sink,
+            },
+        })
     }
 
     /// A new source, owned by the next worker in turn.
@@ -378,6 +481,11 @@ struct WorkerContext {
     clock: IngestClock,
     local_workers: usize,
     live_idle: Option<Duration>,
+    quiesce: Arc<Quiesce>,
+    /// The checkpoint to start from, with its rule-id map.
+    restore: Option<Arc<(SnapshotData, Vec<Option<RuleId>>)>>,
+    /// Workers done restoring, and the first error.
+    restored: Mutex<(usize, Option<String>)>,
 }
 
 /// What one worker returns.
@@ -465,10 +573,24 @@ impl Ingest<'_> {
         let max = self.out.iter().map(|e| e.ts.0).max();
         let mut board = self.ctx.board.state.lock().unwrap_or_else(|e| e.into_inner());
         board.max_sent = board.max_sent.max(max);
+        // Each event is consumed by every keyspace's router and by the drain.
+        self.ctx.quiesce.sent(self.out.len() * EVENT_CONSUMERS);
         for ev in self.out.drain(..) {
             input.send(ev);
         }
     }
+}
+
+/// Operators that consume every event sent into the dataflow (the routers and the drain).
+const EVENT_CONSUMERS: usize = Keyspace::ALL.len() + 1;
+
+/// Where a worker stands in a checkpoint round (see `checkpoint.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Running,
+    Frozen,
+    CaughtUp,
+    Captured,
 }
 
 fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
@@ -491,25 +613,70 @@ fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
         }
     }
 
+    let states: Vec<(Keyspace, Rc<RefCell<RuleOpState>>)> =
+        by_space.into_iter().map(|(space, hosted)| (space, Rc::new(RefCell::new(RuleOpState::new(hosted))))).collect();
+    let sink_state = Rc::new(RefCell::new(SinkLive::default()));
+    if let Some(restore) = &ctx.restore {
+        let (snap, map) = &**restore;
+        let mut result = Ok(());
+        for (space, state) in &states {
+            if let Some(saved) = snap.operators.iter().find(|o| o.worker == index && o.space == *space) {
+                result = result.and_then(|()| {
+                    state
+                        .borrow_mut()
+                        .restore(saved, map, ctx.topo.device_order(), 0)
+                        .map_err(|e| format!("worker {index}, {} keyspace: {e}", space.name()))
+                });
+            }
+        }
+        if index == 0 {
+            sink_state.borrow_mut().restore(&snap.sink, map);
+        }
+        let mut restored = ctx.restored.lock().unwrap_or_else(|e| e.into_inner());
+        restored.0 += 1;
+        if let Err(e) = result {
+            restored.1.get_or_insert(e);
+        }
+    }
+
     worker.dataflow::<u64, _, _>(|scope| {
         let events = scope.input_from(&mut events_in);
         let ticks = scope.input_from(&mut ticks_in).broadcast();
-        let names = scope.input_from(&mut names_in);
+        // Through a local operator before the exchange to the sink: an input handle's `flush`
+        // leaves exchanged records buffered until its epoch closes, an operator's output does not
+        // (a checkpoint freezes the epoch and needs every name delivered).
+        let names: timely::dataflow::StreamVec<'_, u64, CardName> =
+            scope.input_from(&mut names_in).unary(timely::dataflow::channels::pact::Pipeline, "Names", |_, _| {
+                |input, output| {
+                    input.for_each_stamp(|cap, data| {
+                        let mut session = output.session(&cap);
+                        for batch in data {
+                            let batch: &mut Vec<CardName> = batch;
+                            session.give_iterator(batch.drain(..));
+                        }
+                    })
+                }
+            });
         let mut alarm_streams = Vec::new();
-        for (space, hosted) in by_space {
-            let keyed = operators::route(events.clone(), ctx.topo.clone(), space, ctx.board.clone());
+        for (space, state) in &states {
+            let keyed =
+                operators::route(events.clone(), ctx.topo.clone(), *space, ctx.board.clone(), ctx.quiesce.clone());
             alarm_streams.push(operators::rules(
                 keyed,
                 ticks.clone(),
                 ctx.topo.clone(),
-                space,
-                hosted,
+                *space,
+                state.clone(),
                 ctx.board.clone(),
+                ctx.quiesce.clone(),
                 rule_report.clone(),
             ));
         }
         // Keep the inputs consumed even with an empty pack.
-        events.sink(timely::dataflow::channels::pact::Pipeline, "Drain", |(input, _)| input.for_each(|_, _| {}));
+        let quiesce = ctx.quiesce.clone();
+        events.sink(timely::dataflow::channels::pact::Pipeline, "Drain", move |(input, _)| {
+            input.for_each(|_, data| quiesce.consumed(data.len()))
+        });
         let alarms = scope.concatenate(alarm_streams);
         operators::sink(
             alarms,
@@ -517,11 +684,23 @@ fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
             ctx.topo.clone(),
             ctx.board.clone(),
             ctx.alarm_tx.clone(),
+            sink_state.clone(),
+            ctx.quiesce.clone(),
             sink_report.clone(),
             ctx.clock,
         )
         .probe_with(&probe);
     });
+    if let Some(restore) = &ctx.restore {
+        let w = restore.0.watermark;
+        events_in.advance_to(w);
+        ticks_in.advance_to(w);
+        names_in.advance_to(w);
+    }
+    let mut phase = Phase::Running;
+    // Checkpoint rounds this worker has done (the host may ask before the worker first runs).
+    let mut handled = 0u64;
+    let (mut reported_events, mut reported_late) = (0u64, 0u64);
 
     let mut ingest = Ingest {
         ctx,
@@ -535,6 +714,8 @@ fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
         #[cfg(feature = "arrow")]
         arrow: crate::arrow_io::ArrowDecoder::new(),
     };
+    // A restored engine ends (finish) at the largest ts it ever saw + 1 ms, like the original would.
+    ingest.max_ts = ctx.restore.as_ref().and_then(|r| r.0.max_sent);
     let mut owned: Vec<OwnedSource> = Vec::new();
 
     let mut seen_version = u64::MAX;
@@ -551,6 +732,14 @@ fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
             owned.clear();
             break;
         }
+        // A checkpoint round: drain, freeze, catch up, capture, thaw (see checkpoint.rs).
+        let request = ctx.quiesce.request.load(Ordering::SeqCst);
+        if phase != Phase::Running {
+            checkpoint_step(ctx, &mut phase, &mut handled, local, index, &probe, &states, &sink_state);
+            worker.step_or_park(Some(Duration::from_millis(1)));
+            continue;
+        }
+
         // New sources?
         let version = ctx.registry.version.load(Ordering::SeqCst);
         if version != seen_version {
@@ -585,12 +774,10 @@ fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
                         src.last_batch = Instant::now();
                         let ingest_ns = ingest_batch(&mut ingest, src, batch, input_time, &mut names_in);
                         ingest.flush(&mut events_in);
-                        if src.max_ts.is_some() {
-                            let w = src.watermark(lateness);
-                            if w > src.shared.watermark.load(Ordering::Relaxed) {
-                                src.shared.watermark_ingest.store(ingest_ns, Ordering::Relaxed);
-                                src.shared.watermark.fetch_max(w, Ordering::SeqCst);
-                            }
+                        let w = src.watermark(lateness);
+                        if w > src.shared.watermark.load(Ordering::Relaxed) {
+                            src.shared.watermark_ingest.store(ingest_ns, Ordering::Relaxed);
+                            src.shared.watermark.fetch_max(w, Ordering::SeqCst);
                         }
                     }
                     Err(TryRecvError::Empty) => break,
@@ -665,9 +852,25 @@ fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
                 in_flight.push_back(w);
             }
         }
+        ctx.registry.processed.fetch_add(ingest.events - reported_events, Ordering::Relaxed);
+        ctx.registry.late.fetch_add(ingest.late - reported_late, Ordering::Relaxed);
+        (reported_events, reported_late) = (ingest.events, ingest.late);
         // `finish()` consumed the engine, so no source can be registered after this.
         if open == 0 && ctx.registry.finishing.load(Ordering::SeqCst) {
             break;
+        }
+        // Asked for a checkpoint and nothing left queued: flush what the inputs buffer and freeze.
+        if request > handled && owned.iter().all(|s| s.rx.is_empty()) {
+            events_in.flush();
+            names_in.flush();
+            ticks_in.flush();
+            let mut round = ctx.quiesce.round.lock().unwrap_or_else(|e| e.into_inner());
+            if round.generation == request && !round.complete {
+                round.frozen[local] = Some(*events_in.time());
+                phase = Phase::Frozen;
+            } else {
+                handled = request;
+            }
         }
 
         // Bound the epochs in flight, so one fast worker cannot run arbitrarily far ahead.
@@ -727,6 +930,7 @@ fn ingest_batch(
                 match ingest.decoder.decode_line(&bytes[start..end], line_no, ingest_ns) {
                     Ok(Some(d)) => {
                         if let Some(card) = d.new_card {
+                            ingest.ctx.quiesce.sent(1);
                             names_in.send(CardName { key: d.event.card.0, name: card });
                         }
                         ingest.accept(src, d.event, input_time);
@@ -767,6 +971,7 @@ fn ingest_batch(
                     names.push(CardName { key: key.0, name: card.to_owned() });
                 }
             });
+            ingest.ctx.quiesce.sent(names.len());
             for n in names {
                 names_in.send(n);
             }
@@ -782,5 +987,69 @@ fn ingest_batch(
             ingest.reject(&name, Rejection { line, reason, detail });
             0
         }
+        Batch::Advance { to, ingest_ns } => {
+            src.start = src.start.max(to);
+            ingest_ns
+        }
+    }
+}
+
+/// One step of a checkpoint round for a worker that has frozen (see `checkpoint.rs`).
+#[allow(clippy::too_many_arguments)]
+fn checkpoint_step(
+    ctx: &WorkerContext,
+    phase: &mut Phase,
+    handled: &mut u64,
+    local: usize,
+    index: usize,
+    probe: &ProbeHandle<u64>,
+    states: &[(Keyspace, Rc<RefCell<RuleOpState>>)],
+    sink: &Rc<RefCell<SinkLive>>,
+) {
+    let mut round = ctx.quiesce.round.lock().unwrap_or_else(|e| e.into_inner());
+    if round.complete {
+        // Done, or abandoned by the host: thaw.
+        *handled = round.generation;
+        *phase = Phase::Running;
+        return;
+    }
+    if round.frozen[local].is_none() {
+        // The host abandoned our round and started another: join it from the start.
+        *phase = Phase::Running;
+        return;
+    }
+    match *phase {
+        Phase::Running => {}
+        Phase::Frozen => {
+            if round.frozen.iter().all(Option::is_some) {
+                let min = round.frozen.iter().flatten().copied().min().unwrap_or(0);
+                if !probe.less_than(&min) {
+                    round.caught_up[local] = true;
+                    *phase = Phase::CaughtUp;
+                }
+            }
+        }
+        Phase::CaughtUp => {
+            if round.caught_up.iter().all(|c| *c) && ctx.quiesce.in_flight.load(Ordering::SeqCst) == 0 {
+                for (space, state) in states {
+                    match state.borrow().capture(index, *space) {
+                        Ok(part) => round.operators.push(part),
+                        Err(e) => {
+                            round.error.get_or_insert(e);
+                        }
+                    }
+                }
+                if index == 0 {
+                    round.sink = Some(sink.borrow().capture());
+                }
+                round.captured += 1;
+                if round.captured == round.frozen.len() {
+                    round.complete = true;
+                    ctx.quiesce.done.notify_all();
+                }
+                *phase = Phase::Captured;
+            }
+        }
+        Phase::Captured => {}
     }
 }

@@ -69,6 +69,7 @@
 
 #[cfg(feature = "arrow")]
 pub mod arrow_io;
+pub mod checkpoint;
 pub mod clock;
 pub mod decode;
 mod engine;
@@ -77,6 +78,7 @@ pub mod source;
 pub mod stats;
 mod swap;
 
+pub use checkpoint::{CheckpointError, Snapshot};
 pub use clock::IngestClock;
 pub use engine::{Cluster, Engine, EngineBuilder, EngineError, LateEvent};
 pub use source::{PushError, Source, TryPushError};

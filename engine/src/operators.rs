@@ -24,6 +24,7 @@ use vigil_rules::{
     Alarm, CardKey, Event, Finality, Key, Keyspace, RawAlarm, Renderer, RuleId, Topology, TypeSet, Watermark,
 };
 
+use crate::checkpoint::{HostedState, OperatorState, Quiesce, SinkState};
 use crate::clock::IngestClock;
 use crate::swap::{self, Hosted, SwapBoard};
 
@@ -76,7 +77,7 @@ type Pending = ((u128, u64, Key), Keyed);
 /// boundary bucket. (A binary heap of these 72-byte entries cost 35 % of all instructions in
 /// callgrind; scanning everything pending on each advance is O(pending) per advance in live mode.)
 #[derive(Default)]
-struct PendingQueue {
+pub(crate) struct PendingQueue {
     /// Bucket index of `ring[0]`.
     base: u64,
     ring: VecDeque<Vec<Pending>>,
@@ -108,6 +109,11 @@ impl PendingQueue {
             self.ring.push_back(bucket);
         }
         self.ring[offset].push(p);
+    }
+
+    /// Calls `f` with every event held, in no particular order (for checkpoints).
+    fn for_each(&self, mut f: impl FnMut(&Keyed)) {
+        self.ring.iter().chain(self.overflow.values()).flatten().for_each(|p| f(&p.1));
     }
 
     /// Calls `f` with every event below `w`, in total order, and removes them.
@@ -170,20 +176,27 @@ pub(crate) fn route<'s>(
     topo: Arc<Topology>,
     space: Keyspace,
     board: Arc<SwapBoard>,
+    quiesce: Arc<Quiesce>,
 ) -> StreamVec<'s, u64, Keyed> {
     events.unary(Pipeline, "Route", move |_, _| {
+        let mut keyed: Vec<Keyed> = Vec::new();
         move |input, output| {
             let types = board.routed(space);
+            let mut consumed = 0;
             input.for_each_stamp(|cap, data| {
-                let mut session = output.session(&cap);
                 for batch in data {
+                    consumed += batch.len();
                     for ev in batch.drain(..) {
                         if types.contains(ev.kind) {
-                            for_each_key(&topo, space, &ev, |key| session.give(Keyed { key, ev }));
+                            for_each_key(&topo, space, &ev, |key| keyed.push(Keyed { key, ev }));
                         }
                     }
                 }
-            })
+                // Counted before they can reach a consumer (checkpoint quiescence, see checkpoint.rs).
+                quiesce.sent(keyed.len());
+                output.session(&cap).give_iterator(keyed.drain(..));
+            });
+            quiesce.consumed(consumed);
         }
     })
 }
@@ -242,6 +255,88 @@ impl TickLog {
     }
 }
 
+/// The mutable state of one rule operator, shared with its worker (which captures it for a
+/// checkpoint between steps, see `checkpoint.rs`).
+pub(crate) struct RuleOpState {
+    pub hosted: Vec<Hosted>,
+    pub seen_swaps: usize,
+    /// Events for order-driven detectors, bucketed by time.
+    pub pending: PendingQueue,
+    pub watermark: u64,
+    /// Identities already emitted: two triggers with one identity (two same-millisecond grants
+    /// of one card at two doors) are one alarm, the first in total order. Kept for a day of
+    /// event time (alarms are rare, so this stays small).
+    pub emitted: HashSet<(RuleId, u64, Key)>,
+    pub next_prune: u64,
+}
+
+impl RuleOpState {
+    pub fn new(hosted: Vec<Hosted>) -> RuleOpState {
+        RuleOpState {
+            hosted,
+            seen_swaps: 0,
+            pending: PendingQueue::default(),
+            watermark: 0,
+            emitted: HashSet::new(),
+            next_prune: 0,
+        }
+    }
+
+    /// Saves the operator's state (detectors, pending events, watermark, emitted identities).
+    pub fn capture(&self, worker: usize, space: Keyspace) -> Result<OperatorState, String> {
+        let mut hosted = Vec::with_capacity(self.hosted.len());
+        for h in &self.hosted {
+            if h.until != u64::MAX {
+                return Err(format!("a rule swap is still settling (until the watermark passes {})", h.until));
+            }
+            let det = h.det.save().map_err(|e| e.to_string())?;
+            hosted.push(HostedState { rules: h.rules.iter().map(|r| r.0).collect(), from: h.from, det });
+        }
+        let mut pending = Vec::new();
+        self.pending.for_each(|k| pending.push(*k));
+        Ok(OperatorState {
+            worker,
+            space,
+            hosted,
+            pending,
+            watermark: self.watermark,
+            emitted: self.emitted.iter().map(|(r, ts, k)| (r.0, *ts, *k)).collect(),
+            next_prune: self.next_prune,
+        })
+    }
+
+    /// Loads a saved state into an operator built with the same rules; `map` takes saved rule
+    /// ids to this engine's.
+    pub fn restore(
+        &mut self,
+        saved: &OperatorState,
+        map: &[Option<RuleId>],
+        device_order: &[u32],
+        seen_swaps: usize,
+    ) -> Result<(), String> {
+        let remap = |r: u16| map.get(r as usize).copied().flatten();
+        for hs in &saved.hosted {
+            let rules: Vec<RuleId> = hs.rules.iter().filter_map(|r| remap(*r)).collect();
+            let h = self
+                .hosted
+                .iter_mut()
+                .find(|h| h.rules == rules)
+                .ok_or_else(|| format!("no detector here runs rules {rules:?} of the checkpoint"))?;
+            h.det.load(&hs.det).map_err(|e| e.to_string())?;
+            h.from = hs.from;
+        }
+        for k in &saved.pending {
+            let (hi, lo) = k.ev.order_key(device_order);
+            self.pending.push(((hi, lo, k.key), *k));
+        }
+        self.watermark = saved.watermark;
+        self.emitted = saved.emitted.iter().filter_map(|(r, ts, k)| remap(*r).map(|id| (id, *ts, *k))).collect();
+        self.next_prune = saved.next_prune;
+        self.seen_swaps = seen_swaps;
+        Ok(())
+    }
+}
+
 /// The rule operator of one keyspace: hosts its detectors, feeds arrival-driven detectors at once
 /// and order-driven ones in total order as the frontier passes, applies hot swaps at their
 /// boundary, and resolves each alarm's finality instant for latency.
@@ -251,43 +346,37 @@ pub(crate) fn rules<'s>(
     ticks: StreamVec<'s, u64, Tick>,
     topo: Arc<Topology>,
     space: Keyspace,
-    hosted: Vec<Hosted>,
+    state: Rc<RefCell<RuleOpState>>,
     board: Arc<SwapBoard>,
+    quiesce: Arc<Quiesce>,
     report: Rc<RefCell<RuleReport>>,
 ) -> StreamVec<'s, u64, RawAlarm> {
     let peers = keyed.scope().peers();
     keyed.binary_frontier(ticks, Exchange::new(|k: &Keyed| mix(k.key)), Pipeline, "Rules", move |cap, _info| {
         let mut cap: Option<Capability<u64>> = Some(cap);
-        let mut hosted = hosted;
-        let mut seen_swaps = 0usize;
         let ordered_types = |h: &[Hosted]| h.iter().filter(|h| h.ordered).fold(TypeSet::EMPTY, |s, h| s.union(h.types));
-        let mut ordered = ordered_types(&hosted);
+        let mut ordered = ordered_types(&state.borrow().hosted);
         let mut arrived: Vec<Keyed> = Vec::new();
-        // Events for order-driven detectors, bucketed by time.
-        let mut pending = PendingQueue::default();
         let mut ticks_log = TickLog::new(peers);
-        let mut watermark = 0u64;
         let mut fired: Vec<RawAlarm> = Vec::new();
         let device_order: Vec<u32> = topo.device_order().to_vec();
-        // Identities already emitted: two triggers with one identity (two same-millisecond grants
-        // of one card at two doors) are one alarm, the first in total order. Kept for a day of
-        // event time (alarms are rare, so this stays small).
-        let mut emitted: HashSet<(RuleId, u64, Key)> = HashSet::new();
-        let mut next_prune = 0u64;
 
         move |(events, events_frontier), (tick_input, ticks_frontier), output| {
+            let mut guard = state.borrow_mut();
+            let RuleOpState { hosted, seen_swaps, pending, watermark, emitted, next_prune } = &mut *guard;
             tick_input.for_each(|_, data| data.iter().for_each(|t| ticks_log.record(t)));
             events.for_each(|_, data| arrived.append(data));
+            let consumed = arrived.len();
 
             // Swaps published before any event we now hold was sent (see swap.rs).
             let version = board.version.load(Ordering::Acquire) as usize;
-            if version != seen_swaps {
+            if version != *seen_swaps {
                 let state = board.state.lock().unwrap_or_else(|e| e.into_inner());
-                for published in &state.swaps[seen_swaps.min(state.swaps.len())..] {
-                    swap::apply(&topo, space, &mut hosted, published);
+                for published in &state.swaps[(*seen_swaps).min(state.swaps.len())..] {
+                    swap::apply(&topo, space, hosted, published);
                 }
-                seen_swaps = state.swaps.len();
-                ordered = ordered_types(&hosted);
+                *seen_swaps = state.swaps.len();
+                ordered = ordered_types(hosted);
             }
 
             for k in arrived.drain(..) {
@@ -312,7 +401,7 @@ pub(crate) fn rules<'s>(
                     (a, b) => a.or(b),
                 }
             };
-            if let Some(w) = target.filter(|&w| w > watermark) {
+            if let Some(w) = target.filter(|&w| w > *watermark) {
                 // Everything below `w` is known: evaluate it in total order.
                 pending.drain_below(w, |k| {
                     let ts = k.ev.ts.0;
@@ -329,12 +418,13 @@ pub(crate) fn rules<'s>(
                 }
                 // Retired detectors whose boundary the watermark has passed drop their state.
                 hosted.retain(|h| h.until > w);
-                watermark = w;
+                *watermark = w;
             }
             fired.retain(|a| emitted.insert((a.rule, a.ts.0, a.key)));
-            if watermark >= next_prune {
-                emitted.retain(|(_, ts, _)| ts.saturating_add(IDENTITY_MEMORY_MS) >= watermark);
-                next_prune = watermark.saturating_add(3_600_000);
+            if *watermark >= *next_prune {
+                let w = *watermark;
+                emitted.retain(|(_, ts, _)| ts.saturating_add(IDENTITY_MEMORY_MS) >= w);
+                *next_prune = w.saturating_add(3_600_000);
             }
             // Resolve when each alarm became final (for latency).
             for a in fired.iter_mut() {
@@ -345,10 +435,12 @@ pub(crate) fn rules<'s>(
             }
             if !fired.is_empty() {
                 if let Some(c) = cap.as_ref() {
+                    quiesce.sent(fired.len());
                     output.session(c).give_iterator(fired.drain(..));
                 }
             }
-            ticks_log.prune(watermark);
+            quiesce.consumed(consumed);
+            ticks_log.prune(*watermark);
             if closed {
                 if cap.take().is_some() {
                     let mut r = report.borrow_mut();
@@ -364,6 +456,42 @@ pub(crate) fn rules<'s>(
     })
 }
 
+/// The alarm sink's state, shared with worker 0 for checkpoints.
+#[derive(Debug)]
+pub(crate) struct SinkLive {
+    pub directory: HashMap<u64, Box<str>>,
+    pub waiting: Vec<(u64, RawAlarm)>,
+    pub next_id: u64,
+}
+
+impl Default for SinkLive {
+    fn default() -> Self {
+        SinkLive { directory: HashMap::new(), waiting: Vec::new(), next_id: 1 }
+    }
+}
+
+impl SinkLive {
+    pub fn capture(&self) -> SinkState {
+        SinkState {
+            directory: self.directory.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+            waiting: self.waiting.clone(),
+            next_id: self.next_id,
+        }
+    }
+
+    pub fn restore(&mut self, saved: &SinkState, map: &[Option<RuleId>]) {
+        self.directory = saved.directory.iter().map(|(k, v)| (*k, v.clone().into_boxed_str())).collect();
+        self.waiting = saved
+            .waiting
+            .iter()
+            .filter_map(|(t, a)| {
+                map.get(a.rule.0 as usize).copied().flatten().map(|rule| (*t, RawAlarm { rule, ..*a }))
+            })
+            .collect();
+        self.next_id = saved.next_id;
+    }
+}
+
 /// The alarm sink, on worker 0: learns card names, renders alarms, records latency per rule and
 /// sends them to the host. An alarm that names a card not yet known waits until the names stream
 /// passes its time (names are sent no later than the events that carry the card).
@@ -374,6 +502,8 @@ pub(crate) fn sink<'s>(
     topo: Arc<Topology>,
     board: Arc<SwapBoard>,
     tx: Sender<Alarm>,
+    state: Rc<RefCell<SinkLive>>,
+    quiesce: Arc<Quiesce>,
     report: Rc<RefCell<SinkReport>>,
     clock: IngestClock,
 ) -> StreamVec<'s, u64, ()> {
@@ -383,11 +513,12 @@ pub(crate) fn sink<'s>(
         Exchange::new(|_: &CardName| 0),
         "AlarmSink",
         move |_cap, _info| {
-            let mut directory: HashMap<u64, Box<str>> = HashMap::new();
-            let mut waiting: Vec<(u64, RawAlarm)> = Vec::new();
-            let mut next_id = 1u64;
             move |(alarm_input, _alarm_frontier), (name_input, name_frontier), _output| {
+                let mut guard = state.borrow_mut();
+                let SinkLive { directory, waiting, next_id } = &mut *guard;
+                let mut consumed = 0;
                 name_input.for_each(|_, data| {
+                    consumed += data.len();
                     for n in data.drain(..) {
                         directory.entry(n.key).or_insert_with(|| n.name.into_boxed_str());
                     }
@@ -400,8 +531,9 @@ pub(crate) fn sink<'s>(
                 };
                 let mut ready: Vec<RawAlarm> = Vec::new();
                 alarm_input.for_each(|_, data| {
+                    consumed += data.len();
                     for a in data.drain(..) {
-                        if known(&directory, &a) {
+                        if known(directory, &a) {
                             ready.push(a);
                         } else {
                             // A card's name is sent at an input time no later than the ts of the
@@ -412,35 +544,35 @@ pub(crate) fn sink<'s>(
                     }
                 });
                 waiting.retain(|(t, a)| {
-                    if known(&directory, a) || !name_frontier.less_equal(t) {
+                    if known(directory, a) || !name_frontier.less_equal(t) {
                         ready.push(*a);
                         false
                     } else {
                         true
                     }
                 });
-                if ready.is_empty() {
-                    return;
+                if !ready.is_empty() {
+                    let book = board.book.read().unwrap_or_else(|e| e.into_inner());
+                    let renderer = Renderer { topo: &topo, book: &book };
+                    let name = |c: CardKey| directory.get(&c.0).map(|s| s.to_string());
+                    let mut r = report.borrow_mut();
+                    for raw in ready {
+                        let now = clock.now_ns();
+                        let final_ns = match raw.finality {
+                            Finality::Arrival { ingest_ns } => ingest_ns,
+                            Finality::Watermark { at_least_ns, .. } => at_least_ns,
+                        };
+                        let latency_us = now.saturating_sub(final_ns) / 1_000;
+                        let alarm = renderer.render(&raw, *next_id, latency_us, &name);
+                        *next_id += 1;
+                        let (count, h) = r.per_rule.entry(raw.rule).or_insert_with(|| (0, new_histogram()));
+                        *count += 1;
+                        h.saturating_record(latency_us.max(1));
+                        // The host may have stopped listening; alarms are still counted.
+                        let _ = tx.send(alarm);
+                    }
                 }
-                let book = board.book.read().unwrap_or_else(|e| e.into_inner());
-                let renderer = Renderer { topo: &topo, book: &book };
-                let name = |c: CardKey| directory.get(&c.0).map(|s| s.to_string());
-                let mut r = report.borrow_mut();
-                for raw in ready {
-                    let now = clock.now_ns();
-                    let final_ns = match raw.finality {
-                        Finality::Arrival { ingest_ns } => ingest_ns,
-                        Finality::Watermark { at_least_ns, .. } => at_least_ns,
-                    };
-                    let latency_us = now.saturating_sub(final_ns) / 1_000;
-                    let alarm = renderer.render(&raw, next_id, latency_us, &name);
-                    next_id += 1;
-                    let (count, h) = r.per_rule.entry(raw.rule).or_insert_with(|| (0, new_histogram()));
-                    *count += 1;
-                    h.saturating_record(latency_us.max(1));
-                    // The host may have stopped listening; alarms are still counted.
-                    let _ = tx.send(alarm);
-                }
+                quiesce.consumed(consumed);
             }
         },
     )

@@ -37,6 +37,8 @@ pub(crate) enum Batch {
     Arrow { batch: arrow_array::RecordBatch, first_row: u64, ingest_ns: u64 },
     /// A line the pusher already rejected (too long to even buffer).
     Rejected { line: u64, reason: Reason, detail: String },
+    /// Raise the source's watermark to `to` (an idle tick the host drives itself).
+    Advance { to: u64, ingest_ns: u64 },
 }
 
 /// What the workers know of a source.
@@ -67,6 +69,10 @@ pub(crate) struct Registry {
     pub finishing: AtomicBool,
     /// Set when the engine is dropped without `finish()`: workers stop at once.
     pub aborting: AtomicBool,
+    /// Events accepted into the dataflow so far, over all workers (live counter).
+    pub processed: AtomicU64,
+    /// Late events so far, over all workers (live counter).
+    pub late: AtomicU64,
     next_owner: AtomicUsize,
     workers: usize,
     /// Worker threads, to unpark them when a batch arrives (set once by each worker).
@@ -83,6 +89,8 @@ impl Registry {
             floor: AtomicU64::new(0),
             finishing: AtomicBool::new(false),
             aborting: AtomicBool::new(false),
+            processed: AtomicU64::new(0),
+            late: AtomicU64::new(0),
             next_owner: AtomicUsize::new(0),
             workers,
             threads: (0..workers).map(|_| std::sync::OnceLock::new()).collect(),
@@ -270,6 +278,20 @@ impl Source {
     /// counted with the engine's other rejections.
     pub fn reject_line(&mut self, line: u64, reason: Reason, detail: String) -> Result<(), PushError> {
         self.send(Batch::Rejected { line, reason, detail })
+    }
+
+    /// Raises the source's watermark to `to` (event-time ms) as if time had passed without events:
+    /// events below it become late, and decisions before it final. A host that drives time
+    /// itself (the sidecar logs these ticks so a restart replays them) uses this instead of
+    /// [`crate::EngineBuilder::live`]. Blocks while the queue is full; never lowers the watermark.
+    pub fn advance_to(&mut self, to: u64) -> Result<(), PushError> {
+        let ingest_ns = self.registry.clock.now_ns();
+        self.send(Batch::Advance { to, ingest_ns })
+    }
+
+    /// Batches queued and not yet taken by the owning worker.
+    pub fn queued(&self) -> usize {
+        self.tx.as_ref().map_or(0, |t| t.len())
     }
 
     /// Ends the source: its queued batches are still processed.

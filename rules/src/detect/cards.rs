@@ -5,7 +5,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use crate::alarm::{Finality, RawAlarm};
-use crate::detect::Detector;
+use crate::detect::{Detector, StateError, load_state, save_state};
 use crate::event::{Event, EventType, TypeSet};
 use crate::filter::Filter;
 use crate::keyspace::Key;
@@ -92,6 +92,14 @@ impl CardRules {
 }
 
 impl Detector for CardRules {
+    fn save(&self) -> Result<Vec<u8>, StateError> {
+        save_state(&(&self.cards, self.next_sweep))
+    }
+    fn load(&mut self, bytes: &[u8]) -> Result<(), StateError> {
+        (self.cards, self.next_sweep) = load_state(bytes)?;
+        Ok(())
+    }
+
     fn types(&self) -> TypeSet {
         let mut t = TypeSet::EMPTY;
         if self.passback.is_some() {

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::alarm::{Finality, RawAlarm};
-use crate::detect::{Detector, StateMap};
+use crate::detect::{Detector, StateError, StateMap, load_state, save_state};
 use crate::event::{Event, TypeSet};
 use crate::filter::{Filter, event_area};
 use crate::keyspace::{Key, Keyspace, dense_len};
@@ -17,7 +17,7 @@ use crate::topology::Topology;
 /// Per-key cap on remembered events of a `distinct` window.
 pub const MAX_DISTINCT_WINDOW: usize = 4_096;
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct CountState {
     /// The last `threshold` times (enough to know whether `threshold` fall in the window).
     times: VecDeque<u64>,
@@ -60,6 +60,16 @@ impl Count {
 }
 
 impl Detector for Count {
+    fn save(&self) -> Result<Vec<u8>, StateError> {
+        save_state(&(&self.state, self.next_sweep))
+    }
+    fn load(&mut self, bytes: &[u8]) -> Result<(), StateError> {
+        let (state, next_sweep): (StateMap<CountState>, u64) = load_state(bytes)?;
+        state.check_shape(&self.state)?;
+        (self.state, self.next_sweep) = (state, next_sweep);
+        Ok(())
+    }
+
     fn types(&self) -> TypeSet {
         self.filter.types
     }
@@ -105,7 +115,7 @@ impl Detector for Count {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct DistinctState {
     window: VecDeque<(u64, u64)>,
     quiet_through: Option<u64>,
@@ -162,6 +172,16 @@ impl Distinct {
 }
 
 impl Detector for Distinct {
+    fn save(&self) -> Result<Vec<u8>, StateError> {
+        save_state(&(&self.state, self.dropped))
+    }
+    fn load(&mut self, bytes: &[u8]) -> Result<(), StateError> {
+        let (state, dropped): (StateMap<DistinctState>, u64) = load_state(bytes)?;
+        state.check_shape(&self.state)?;
+        (self.state, self.dropped) = (state, dropped);
+        Ok(())
+    }
+
     fn types(&self) -> TypeSet {
         self.filter.types
     }

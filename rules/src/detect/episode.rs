@@ -9,7 +9,7 @@ use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use crate::alarm::{Finality, RawAlarm};
-use crate::detect::{Detector, StateMap};
+use crate::detect::{Detector, StateError, StateMap, load_state, save_state};
 use crate::event::{Event, TypeSet};
 use crate::filter::Filter;
 use crate::keyspace::{Key, Keyspace, dense_len};
@@ -31,14 +31,14 @@ pub struct Episode {
     pending: u64,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct KeyState {
     open: Option<Opening>,
     /// ts of the last early event with no episode open (same ts = same identity).
     lone_early: Option<EventTime>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct Opening {
     ev: Event,
     alarmed: bool,
@@ -81,6 +81,16 @@ impl Episode {
 }
 
 impl Detector for Episode {
+    fn save(&self) -> Result<Vec<u8>, StateError> {
+        save_state(&(&self.state, &self.deadlines, self.pending))
+    }
+    fn load(&mut self, bytes: &[u8]) -> Result<(), StateError> {
+        let (state, deadlines, pending): (StateMap<KeyState>, _, _) = load_state(bytes)?;
+        state.check_shape(&self.state)?;
+        (self.state, self.deadlines, self.pending) = (state, deadlines, pending);
+        Ok(())
+    }
+
     fn types(&self) -> TypeSet {
         self.first.types.union(self.then).union(self.early)
     }

@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 
 use crate::alarm::{Finality, RawAlarm};
-use crate::detect::Detector;
+use crate::detect::{Detector, StateError, load_state, save_state};
 use crate::event::{Event, TypeSet};
 use crate::filter::Filter;
 use crate::keyspace::{Key, Keyspace};
@@ -45,6 +45,14 @@ impl Matcher {
 }
 
 impl Detector for Matcher {
+    fn save(&self) -> Result<Vec<u8>, StateError> {
+        save_state(&self.recent)
+    }
+    fn load(&mut self, bytes: &[u8]) -> Result<(), StateError> {
+        self.recent = load_state(bytes)?;
+        Ok(())
+    }
+
     fn types(&self) -> TypeSet {
         self.filter.types
     }

@@ -56,15 +56,57 @@ pub trait Detector: Send + fmt::Debug {
     fn dropped(&self) -> u64 {
         0
     }
+    /// Its state (partial matches, deadlines, counters), for a checkpoint. Configuration (the rule,
+    /// the topology) is not included: [`Detector::load`] goes into a detector built from the
+    /// same rule and site.
+    fn save(&self) -> Result<Vec<u8>, StateError>;
+    /// Replaces its state with one [`Detector::save`] produced.
+    fn load(&mut self, bytes: &[u8]) -> Result<(), StateError>;
+}
+
+/// A detector state that could not be saved or restored.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Encoding or decoding failed (a corrupt or foreign checkpoint).
+    #[error("detector state could not be encoded or decoded: {0}")]
+    Codec(String),
+    /// The state does not fit this detector (the site changed since the checkpoint).
+    #[error("detector state does not fit: {0}")]
+    Mismatch(String),
+}
+
+/// Encodes a state value (bincode: compact, fixed-width integers).
+pub fn save_state<T: serde::Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, StateError> {
+    bincode::serialize(v).map_err(|e| StateError::Codec(e.to_string()))
+}
+
+/// Decodes a state value saved by [`save_state`].
+pub fn load_state<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StateError> {
+    bincode::deserialize(bytes).map_err(|e| StateError::Codec(e.to_string()))
 }
 
 /// Per-key state: a dense vector for door/area/device keyspaces, a hash map for cards.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub enum StateMap<S> {
     /// Indexed by the key.
     Dense(Vec<S>),
     /// Keyed by the card fingerprint.
     Sparse(HashMap<Key, S>),
+}
+
+impl<S> StateMap<S> {
+    /// Checks that a restored map has the shape this detector was built with (a dense map's
+    /// length is the number of keys of the site).
+    pub fn check_shape(&self, built: &StateMap<S>) -> Result<(), StateError> {
+        match (self, built) {
+            (StateMap::Dense(a), StateMap::Dense(b)) if a.len() == b.len() => Ok(()),
+            (StateMap::Sparse(_), StateMap::Sparse(_)) => Ok(()),
+            (StateMap::Dense(a), StateMap::Dense(b)) => {
+                Err(StateError::Mismatch(format!("{} keys saved, the site has {}", a.len(), b.len())))
+            }
+            _ => Err(StateError::Mismatch("dense and sparse key maps".into())),
+        }
+    }
 }
 
 impl<S: Default> StateMap<S> {

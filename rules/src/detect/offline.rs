@@ -7,7 +7,7 @@ use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use crate::alarm::{Finality, RawAlarm};
-use crate::detect::Detector;
+use crate::detect::{Detector, StateError, load_state, save_state};
 use crate::event::{Event, EventType, TypeSet};
 use crate::filter::{ALL_TYPES, Filter};
 use crate::keyspace::Key;
@@ -41,6 +41,22 @@ impl DeviceOffline {
 }
 
 impl Detector for DeviceOffline {
+    fn save(&self) -> Result<Vec<u8>, StateError> {
+        save_state(&(&self.devices, &self.deadlines))
+    }
+    fn load(&mut self, bytes: &[u8]) -> Result<(), StateError> {
+        let (devices, deadlines): (Vec<(bool, Option<Event>)>, _) = load_state(bytes)?;
+        if devices.len() != self.devices.len() {
+            return Err(StateError::Mismatch(format!(
+                "{} devices saved, the site has {}",
+                devices.len(),
+                self.devices.len()
+            )));
+        }
+        (self.devices, self.deadlines) = (devices, deadlines);
+        Ok(())
+    }
+
     fn types(&self) -> TypeSet {
         ALL_TYPES
     }

@@ -9,7 +9,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
 use crate::alarm::{Finality, RawAlarm};
-use crate::detect::{Detector, StateMap};
+use crate::detect::{Detector, StateError, StateMap, load_state, save_state};
 use std::sync::Arc;
 
 use crate::event::{Event, EventType, TypeSet};
@@ -48,7 +48,7 @@ pub struct Sequence {
     dropped: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct KeyState {
     /// `then` events that may still confirm a first, at most two per time bucket — its earliest
     /// and latest (see [`Sequence::bucket_ms`]); nearly in ts order (arrival order).
@@ -58,7 +58,7 @@ struct KeyState {
     firsts: Vec<Pending>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct Pending {
     ev: Event,
     /// An alarm (confirmed, or unconfirmed for a key without sources) was emitted for it.
@@ -186,6 +186,17 @@ impl Sequence {
 }
 
 impl Detector for Sequence {
+    fn save(&self) -> Result<Vec<u8>, StateError> {
+        save_state(&(&self.state, &self.deadlines, self.watermark, self.pending, self.dropped))
+    }
+    fn load(&mut self, bytes: &[u8]) -> Result<(), StateError> {
+        let (state, deadlines, watermark, pending, dropped): (StateMap<KeyState>, _, _, _, _) = load_state(bytes)?;
+        state.check_shape(&self.state)?;
+        (self.state, self.deadlines, self.watermark, self.pending, self.dropped) =
+            (state, deadlines, watermark, pending, dropped);
+        Ok(())
+    }
+
     fn types(&self) -> TypeSet {
         self.first.types.union(self.then)
     }

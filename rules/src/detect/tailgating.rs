@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::alarm::{Finality, RawAlarm};
-use crate::detect::Detector;
+use crate::detect::{Detector, StateError, load_state, save_state};
 use crate::event::{Event, EventType, TypeSet};
 use crate::filter::Filter;
 use crate::keyspace::Key;
@@ -36,6 +36,22 @@ impl Tailgating {
 }
 
 impl Detector for Tailgating {
+    fn save(&self) -> Result<Vec<u8>, StateError> {
+        save_state(&(&self.tokens, self.dropped))
+    }
+    fn load(&mut self, bytes: &[u8]) -> Result<(), StateError> {
+        let (tokens, dropped): (Vec<VecDeque<u64>>, u64) = load_state(bytes)?;
+        if tokens.len() != self.tokens.len() {
+            return Err(StateError::Mismatch(format!(
+                "{} doors saved, the site has {}",
+                tokens.len(),
+                self.tokens.len()
+            )));
+        }
+        (self.tokens, self.dropped) = (tokens, dropped);
+        Ok(())
+    }
+
     fn types(&self) -> TypeSet {
         TypeSet::of(&[EventType::AccessGranted, EventType::LineCrossed])
     }
