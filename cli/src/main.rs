@@ -1,5 +1,4 @@
-//! `vigil`: the one binary. `vigil <demo|replay|gen|check|convert>`; `serve` comes with its own
-//! issue.
+//! `vigil`: the one binary. `vigil <demo|replay|serve|gen|check|convert>`.
 
 use std::process::ExitCode;
 
@@ -9,6 +8,7 @@ mod check;
 mod demo;
 mod generate;
 mod replay;
+mod serve;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -27,6 +27,8 @@ enum Command {
     Demo,
     /// Replay NDJSON or Arrow files through the rules and report throughput, latency and alarms.
     Replay(replay::Args),
+    /// Run as a sidecar: events over HTTP/TCP in, alarms over SSE, HTTP and syslog out, journaled.
+    Serve(Box<serve::Args>),
     /// Validate a site topology and a rule pack.
     Check(check::Args),
     /// Generate a labelled scenario: site.toml, events (NDJSON or Arrow), labels.ndjson.
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo => demo::run(),
         Command::Replay(args) => replay::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Check(args) => check::run(args),
         Command::Gen(args) => generate::run(args),
         Command::Convert(args) => convert(args),

@@ -1,0 +1,793 @@
+//! The sidecar's core, without any network: ingest (validate, log, push), the alarm journal,
+//! live time, checkpoints and recovery.
+//!
+//! **Durability.** Every accepted event line is appended to the *ingest log* (and fsynced under
+//! the default policy) before the client hears "accepted". Watermark advances (live ticks,
+//! `POST /v1/advance`) and rule swaps are logged the same way, as control records starting with
+//! `#` (which no valid event line can). Replaying the log through the same code therefore
+//! reproduces every decision: which events were late, which were processed, under which rules.
+//!
+//! **Checkpoints.** Under the ingest lock: note the log offset, take an engine checkpoint, wait
+//! until every alarm it covers is in the journal, write `checkpoint.bin` (atomically: temp file,
+//! fsync, rename), then delete the ingest-log segments it covers.
+//!
+//! **Recovery.** Restore the engine from the checkpoint, replay the ingest log after its offset.
+//! Alarms already journaled after the checkpoint (the crash came after they were written) are
+//! recognised by identity and not journaled again; journal sequence numbers continue.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use vigil_engine::decode::{Decoder, Reason};
+use vigil_engine::{Engine, Snapshot, Source};
+use vigil_rules::{Alarm, Lateness, RulePack, Topology};
+
+use crate::cef::{self, SyslogSink};
+use crate::metrics::Metrics;
+use crate::seglog::{Fsync, LogError, Options, SegmentLog};
+
+/// Sidecar configuration (what `vigil serve` parses).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The site.
+    pub topo: Arc<Topology>,
+    /// The site file's text (fingerprinted into checkpoints).
+    pub site_text: String,
+    /// Rule pack TOML (`None`: the default pack). A checkpoint's pack wins over it on restart.
+    pub rules_text: Option<String>,
+    /// Data directory: ingest log, journal, checkpoint, dead letters.
+    pub data_dir: PathBuf,
+    /// Engine workers.
+    pub workers: usize,
+    /// Allowed lateness.
+    pub lateness_ms: u64,
+    /// Live time: advance the watermark with the wall clock after this much idleness.
+    pub live_idle: Option<Duration>,
+    /// fsync policy of the ingest log and the journal.
+    pub fsync: Fsync,
+    /// Periodic checkpoints.
+    pub checkpoint_every: Duration,
+    /// Longest accepted line.
+    pub max_line: usize,
+    /// Engine queue (batches) before ingest answers "busy".
+    pub queue_batches: usize,
+    /// CEF over syslog target (`udp://` or `tcp://`).
+    pub syslog: Option<String>,
+    /// Journal segment size before rotation.
+    pub segment_bytes: u64,
+}
+
+/// Errors of the sidecar core.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// The engine queue is full: retry later (HTTP 503).
+    #[error("the engine is behind; retry later")]
+    Busy,
+    /// The ingest log or journal failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// A file in the data dir.
+    #[error("{path}: {source}")]
+    Io {
+        /// Which file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The engine refused.
+    #[error(transparent)]
+    Engine(#[from] vigil_engine::EngineError),
+    /// The checkpoint in the data dir is unusable.
+    #[error("checkpoint {path}: {why}")]
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
+    /// A rule pack was refused.
+    #[error("{0}")]
+    Rules(String),
+    /// The sidecar is stopping.
+    #[error("the sidecar is shutting down")]
+    Stopping,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CoreError + '_ {
+    move |source| CoreError::Io { path: path.to_path_buf(), source }
+}
+
+/// One input line: its number and bytes, or only its length when it was too long to keep.
+#[derive(Debug, Clone, Copy)]
+pub struct LineIn<'a> {
+    /// 1-based number within the request or connection.
+    pub no: u64,
+    /// The line without its newline; `None` when longer than the limit.
+    pub bytes: Option<&'a [u8]>,
+    /// Its length in bytes.
+    pub len: usize,
+}
+
+/// Splits a body into lines (a trailing `\r` is dropped), marking those over `max_line`.
+pub fn split_lines(body: &[u8], max_line: usize) -> Vec<LineIn<'_>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut no = 1;
+    while start < body.len() {
+        let end = memchr::memchr(b'\n', &body[start..]).map_or(body.len(), |i| start + i);
+        let mut line = &body[start..end];
+        if line.last() == Some(&b'\r') {
+            line = &line[..line.len() - 1];
+        }
+        out.push(LineIn { no, bytes: (line.len() <= max_line).then_some(line), len: line.len() });
+        no += 1;
+        start = end + 1;
+    }
+    out
+}
+
+/// A rejected line in an answer.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Rejected {
+    /// Line number.
+    pub line: u64,
+    /// `invalid_json`, `missing_field`, `unknown_type`, `unknown_device`, `invalid_field`,
+    /// `line_too_long`.
+    pub reason: &'static str,
+    /// Details.
+    pub detail: String,
+}
+
+/// A late line in an answer.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Late {
+    /// Line number.
+    pub line: u64,
+    /// Its ts.
+    pub ts: u64,
+    /// The watermark it fell below.
+    pub watermark: u64,
+}
+
+/// What became of a batch of lines.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IngestReport {
+    /// Accepted (durable) events.
+    pub accepted: u64,
+    /// Late events (written to the dead-letter file, not processed).
+    pub late: Vec<Late>,
+    /// Rejected lines.
+    pub rejected: Vec<Rejected>,
+}
+
+/// What `checkpoint.bin` holds besides the engine snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CheckpointHeader {
+    format: u32,
+    /// Ingest-log records below this are covered.
+    ingest_offset: u64,
+    /// Journal records up to this one are covered.
+    journal_seq: u64,
+    /// The sidecar watermark.
+    watermark: u64,
+    max_ts: Option<u64>,
+    /// The rule pack in force (TOML; `None` = default).
+    pack: Option<String>,
+    /// Fingerprint of site.toml.
+    site: u64,
+    created_ms: u64,
+}
+
+const CHECKPOINT_FILE: &str = "checkpoint.bin";
+
+/// An alarm's identity as the journal can tell it: rule, ts and every key field.
+type Identity = (String, u64, [Option<String>; 6]);
+
+fn identity_of(a: &Alarm) -> Identity {
+    (
+        a.rule.clone(),
+        a.ts,
+        [a.door.clone(), a.card.clone(), a.area.clone(), a.device.clone(), a.camera.clone(), a.site.clone()],
+    )
+}
+
+fn identity_of_json(line: &[u8]) -> Option<Identity> {
+    let v: serde_json::Value = serde_json::from_slice(line).ok()?;
+    let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+    Some((s("rule")?, v.get("ts")?.as_u64()?, [s("door"), s("card"), s("area"), s("device"), s("camera"), s("site")]))
+}
+
+fn wall_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn fingerprint(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish()
+}
+
+/// State behind the ingest lock: one sequencing point for events, ticks and swaps.
+struct Ingest {
+    source: Source,
+    log: SegmentLog,
+    decoder: Decoder,
+    /// The sidecar's watermark: `max ts − lateness`, raised by advances (the engine's source
+    /// computes the same).
+    watermark: u64,
+    max_ts: Option<u64>,
+    last_input: Instant,
+    pack: Option<String>,
+    dead: Option<File>,
+    buf: Vec<u8>,
+}
+
+/// The journal and its live tail.
+struct Journal {
+    log: SegmentLog,
+    /// The most recent alarms, for SSE and paging without touching the disk.
+    recent: VecDeque<(u64, Arc<str>)>,
+}
+
+const RECENT: usize = 4_096;
+
+/// Journaler progress: alarms received from the engine (cumulative across restarts, like the
+/// engine's count) and, for recent counts, the last journal seq at that count.
+#[derive(Debug, Default)]
+struct Progress {
+    received: u64,
+    history: VecDeque<(u64, u64)>,
+}
+
+/// The sidecar core. See the module docs.
+pub struct Core {
+    cfg: Config,
+    engine: Mutex<Option<Engine>>,
+    ingest: Mutex<Ingest>,
+    journal: Mutex<Journal>,
+    progress: Mutex<Progress>,
+    progress_cv: Condvar,
+    /// Wakes SSE streams when an alarm is journaled (the payload is its seq).
+    pub live: tokio::sync::broadcast::Sender<u64>,
+    /// Counters for `/metrics`.
+    pub metrics: Metrics,
+    stopping: AtomicBool,
+    last_checkpoint: Mutex<Instant>,
+    processed: AtomicU64,
+    journaler: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core").field("data_dir", &self.cfg.data_dir).finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Core {
+    /// Opens the data dir, restores the last checkpoint, replays the ingest log after it and
+    /// starts the journaler. Returns with the engine caught up and ready for live input.
+    pub fn open(cfg: Config) -> Result<Arc<Core>, CoreError> {
+        fs::create_dir_all(&cfg.data_dir).map_err(io_err(&cfg.data_dir))?;
+        let opts = || Options { segment_bytes: cfg.segment_bytes, fsync: cfg.fsync.clone() };
+        let ingest_log = SegmentLog::open(&cfg.data_dir, "ingest", opts())?;
+        let journal_log = SegmentLog::open(&cfg.data_dir, "journal", opts())?;
+
+        // The checkpoint, if any.
+        let ck_path = cfg.data_dir.join(CHECKPOINT_FILE);
+        let checkpoint = match fs::read(&ck_path) {
+            Ok(bytes) => Some(read_checkpoint(&ck_path, &bytes)?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_err(&ck_path)(e)),
+        };
+        if let Some((h, _)) = &checkpoint {
+            if h.site != fingerprint(&cfg.site_text) {
+                return Err(CoreError::Checkpoint {
+                    path: ck_path,
+                    why: "the site file changed since this checkpoint was taken; start with the old site, \
+                          or move the data dir away to start empty"
+                        .into(),
+                });
+            }
+        }
+        let pack_text = match &checkpoint {
+            Some((h, _)) => h.pack.clone(),
+            None => cfg.rules_text.clone(),
+        };
+        let pack = match &pack_text {
+            Some(t) => RulePack::from_toml(t, &cfg.topo).map_err(|e| CoreError::Rules(e.to_string()))?,
+            None => RulePack::default_pack(),
+        };
+        let mut builder = Engine::builder(cfg.topo.clone(), pack)
+            .workers(cfg.workers)
+            .lateness(Lateness { ms: cfg.lateness_ms })
+            .queue_batches(cfg.queue_batches)
+            .max_line_bytes(cfg.max_line);
+        let (mut received, journal_seq, ingest_from) = (0, 0, ingest_log.first_seq());
+        let (mut journal_seq, mut ingest_from) = (journal_seq, ingest_from);
+        let (mut watermark, mut max_ts) = (0, None);
+        if let Some((h, snap)) = checkpoint {
+            received = snap.alarms_sent();
+            journal_seq = h.journal_seq;
+            ingest_from = h.ingest_offset;
+            watermark = h.watermark;
+            max_ts = h.max_ts;
+            builder = builder.restore(snap);
+        }
+        let engine = builder.build()?;
+        let source = engine.source("sidecar");
+        let alarms = engine.alarms().clone();
+
+        // Alarms journaled after the checkpoint: a replay raises them again; journal them once.
+        let mut seen: HashMap<Identity, u64> = HashMap::new();
+        journal_log.read_from(journal_seq + 1, usize::MAX, |seq, line| {
+            if let Some(id) = identity_of_json(line) {
+                seen.insert(id, seq);
+            }
+        })?;
+        let mut recent = VecDeque::new();
+        let tail = journal_log.next_seq().saturating_sub(RECENT as u64).max(1);
+        journal_log.read_from(tail, RECENT, |seq, line| {
+            recent.push_back((seq, Arc::from(String::from_utf8_lossy(line).as_ref())));
+        })?;
+
+        let dead_path = cfg.data_dir.join("late.ndjson");
+        let dead = OpenOptions::new().create(true).append(true).open(&dead_path).map_err(io_err(&dead_path))?;
+        let (live, _) = tokio::sync::broadcast::channel(1_024);
+        let metrics = Metrics::new(journal_log.next_seq().saturating_sub(1));
+        let core = Arc::new(Core {
+            ingest: Mutex::new(Ingest {
+                source,
+                log: ingest_log,
+                decoder: Decoder::new(cfg.topo.clone(), cfg.max_line),
+                watermark,
+                max_ts,
+                last_input: Instant::now(),
+                pack: pack_text,
+                dead: Some(dead),
+                buf: Vec::new(),
+            }),
+            journal: Mutex::new(Journal { log: journal_log, recent }),
+            progress: Mutex::new(Progress { received, history: VecDeque::new() }),
+            progress_cv: Condvar::new(),
+            live,
+            metrics,
+            stopping: AtomicBool::new(false),
+            last_checkpoint: Mutex::new(Instant::now()),
+            processed: AtomicU64::new(0),
+            engine: Mutex::new(Some(engine)),
+            journaler: Mutex::new(None),
+            cfg,
+        });
+
+        let syslog = match &core.cfg.syslog {
+            Some(url) => Some(SyslogSink::connect(url).map_err(|e| CoreError::Rules(e.to_string()))?),
+            None => None,
+        };
+        let c = core.clone();
+        let handle = std::thread::Builder::new()
+            .name("vigil-journal".into())
+            .spawn(move || c.journal_loop(alarms, seen, syslog))
+            .map_err(io_err(&core.cfg.data_dir))?;
+        *lock(&core.journaler) = Some(handle);
+
+        core.replay(ingest_from)?;
+        Ok(core)
+    }
+
+    /// Replays the ingest log from `from` through the same path as live input.
+    fn replay(&self, from: u64) -> Result<(), CoreError> {
+        let mut g = lock(&self.ingest);
+        let log_end = g.log.next_seq();
+        let mut at = from.max(g.log.first_seq());
+        let mut replayed = 0u64;
+        while at < log_end {
+            let mut records: Vec<Vec<u8>> = Vec::new();
+            g.log.read_from(at, 4_096, |_, line| records.push(line.to_vec()))?;
+            if records.is_empty() {
+                break;
+            }
+            at += records.len() as u64;
+            let mut events: Vec<LineIn<'_>> = Vec::new();
+            for (i, r) in records.iter().enumerate() {
+                if let Some(rest) = r.strip_prefix(b"#") {
+                    self.ingest_locked(&mut g, &events, true)?;
+                    events.clear();
+                    self.control_locked(&mut g, rest)?;
+                } else {
+                    events.push(LineIn { no: i as u64 + 1, bytes: Some(r), len: r.len() });
+                }
+            }
+            self.ingest_locked(&mut g, &events, true)?;
+            replayed += records.len() as u64;
+        }
+        if replayed > 0 {
+            tracing::info!(records = replayed, "replayed the ingest log after the checkpoint");
+        }
+        Ok(())
+    }
+
+    /// Applies a logged control record (without the `#`).
+    fn control_locked(&self, g: &mut Ingest, rec: &[u8]) -> Result<(), CoreError> {
+        let text = String::from_utf8_lossy(rec);
+        if let Some(to) = text.strip_prefix("advance ") {
+            let to: u64 = to.trim().parse().map_err(|_| CoreError::Rules(format!("bad ingest-log record #{text}")))?;
+            self.advance_locked(g, to, true)?;
+        } else if let Some(json) = text.strip_prefix("swap ") {
+            let v: serde_json::Value =
+                serde_json::from_str(json).map_err(|e| CoreError::Rules(format!("bad ingest-log swap record: {e}")))?;
+            let at = v.get("at").and_then(|x| x.as_u64()).unwrap_or(0);
+            let toml = v.get("pack").and_then(|x| x.as_str()).unwrap_or_default().to_owned();
+            self.swap_locked(g, &toml, Some(at), true)?;
+        } else {
+            return Err(CoreError::Rules(format!("unknown ingest-log record #{text}")));
+        }
+        Ok(())
+    }
+
+    /// Validates, logs and pushes a batch of lines. Answers with what became of each.
+    pub fn ingest(&self, lines: &[LineIn<'_>]) -> Result<IngestReport, CoreError> {
+        if self.stopping.load(Ordering::SeqCst) {
+            return Err(CoreError::Stopping);
+        }
+        let mut g = lock(&self.ingest);
+        if g.source.queued() + 1 >= self.cfg.queue_batches {
+            self.metrics.busy.fetch_add(1, Ordering::Relaxed);
+            return Err(CoreError::Busy);
+        }
+        self.ingest_locked(&mut g, lines, false)
+    }
+
+    fn ingest_locked(&self, g: &mut Ingest, lines: &[LineIn<'_>], replay: bool) -> Result<IngestReport, CoreError> {
+        let mut report = IngestReport::default();
+        if lines.is_empty() {
+            return Ok(report);
+        }
+        let lateness = self.cfg.lateness_ms;
+        let mut accepted: Vec<&[u8]> = Vec::with_capacity(lines.len());
+        let mut late_lines: Vec<&[u8]> = Vec::new();
+        for l in lines {
+            let Some(bytes) = l.bytes else {
+                report.rejected.push(Rejected {
+                    line: l.no,
+                    reason: Reason::LineTooLong.name(),
+                    detail: format!("{} bytes, the limit is {}", l.len, self.cfg.max_line),
+                });
+                continue;
+            };
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match g.decoder.decode_line(bytes, l.no, 0) {
+                Ok(None) => {}
+                Ok(Some(d)) => {
+                    let ts = d.event.ts.0;
+                    if ts < g.watermark {
+                        report.late.push(Late { line: l.no, ts, watermark: g.watermark });
+                        late_lines.push(bytes);
+                    } else {
+                        g.max_ts = Some(g.max_ts.map_or(ts, |m| m.max(ts)));
+                        g.watermark = g.watermark.max(ts.saturating_sub(lateness));
+                        accepted.push(bytes);
+                    }
+                }
+                Err(r) => report.rejected.push(Rejected { line: l.no, reason: r.reason.name(), detail: r.detail }),
+            }
+        }
+        if !accepted.is_empty() {
+            if !replay {
+                g.log.append(&accepted)?;
+            }
+            let mut buf = std::mem::take(&mut g.buf);
+            buf.clear();
+            for a in &accepted {
+                buf.extend_from_slice(a);
+                buf.push(b'\n');
+            }
+            let bytes = buf.clone();
+            g.buf = buf;
+            g.source.push_ndjson(bytes).map_err(|_| CoreError::Stopping)?;
+            g.last_input = Instant::now();
+        }
+        if !late_lines.is_empty() {
+            if let Some(f) = g.dead.as_mut() {
+                let mut out = Vec::new();
+                for l in &late_lines {
+                    out.extend_from_slice(l);
+                    out.push(b'\n');
+                }
+                if let Err(e) = f.write_all(&out) {
+                    tracing::warn!(error = %e, "could not write late events to the dead-letter file");
+                }
+            }
+        }
+        report.accepted = accepted.len() as u64;
+        if !replay {
+            self.metrics.count_ingest(&report);
+        }
+        Ok(report)
+    }
+
+    /// Raises the watermark to `to` (logged, so a restart replays it).
+    pub fn advance(&self, to: u64) -> Result<u64, CoreError> {
+        let mut g = lock(&self.ingest);
+        self.advance_locked(&mut g, to, false)?;
+        Ok(g.watermark)
+    }
+
+    fn advance_locked(&self, g: &mut Ingest, to: u64, replay: bool) -> Result<(), CoreError> {
+        if to <= g.watermark {
+            return Ok(());
+        }
+        if !replay {
+            g.log.append(&[format!("#advance {to}").as_bytes()])?;
+        }
+        g.source.advance_to(to).map_err(|_| CoreError::Stopping)?;
+        g.watermark = to;
+        Ok(())
+    }
+
+    /// Hot-swaps the rule pack (validated first; a bad pack changes nothing).
+    pub fn swap_rules(&self, toml: &str) -> Result<vigil_engine::SwapReport, CoreError> {
+        let mut g = lock(&self.ingest);
+        self.swap_locked(&mut g, toml, None, false)
+    }
+
+    fn swap_locked(
+        &self,
+        g: &mut Ingest,
+        toml: &str,
+        at: Option<u64>,
+        replay: bool,
+    ) -> Result<vigil_engine::SwapReport, CoreError> {
+        let pack = RulePack::from_toml(toml, &self.cfg.topo).map_err(|e| CoreError::Rules(e.to_string()))?;
+        let engine = lock(&self.engine);
+        let engine = engine.as_ref().ok_or(CoreError::Stopping)?;
+        let report = match at {
+            Some(at) => engine.swap_rules_at(&pack, at)?,
+            None => engine.swap_rules(&pack)?,
+        };
+        if !replay {
+            let rec = serde_json::json!({"at": report.at_ms, "pack": toml}).to_string();
+            g.log.append(&[format!("#swap {rec}").as_bytes()])?;
+        }
+        g.pack = Some(toml.to_owned());
+        Ok(report)
+    }
+
+    /// Live time: when no input came for `idle`, advance the watermark to `now − lateness`.
+    pub fn tick(&self) -> Result<(), CoreError> {
+        let Some(idle) = self.cfg.live_idle else { return Ok(()) };
+        let mut g = lock(&self.ingest);
+        if g.last_input.elapsed() >= idle {
+            let w = wall_ms().saturating_sub(self.cfg.lateness_ms);
+            if w > g.watermark {
+                self.advance_locked(&mut g, w, false)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes a checkpoint when the last one is older than the configured interval.
+    pub fn maybe_checkpoint(&self) -> Result<(), CoreError> {
+        if lock(&self.last_checkpoint).elapsed() >= self.cfg.checkpoint_every {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Takes a checkpoint now (see the module docs). Returns (ingest offset, journal seq).
+    pub fn checkpoint(&self) -> Result<(u64, u64), CoreError> {
+        let started = Instant::now();
+        let mut g = lock(&self.ingest);
+        let offset = g.log.next_seq();
+        let snap = {
+            let engine = lock(&self.engine);
+            engine.as_ref().ok_or(CoreError::Stopping)?.checkpoint()?
+        };
+        // Every alarm the checkpoint covers must be in the journal first.
+        let want = snap.alarms_sent();
+        let journal_seq = {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let mut p = lock(&self.progress);
+            while p.received < want {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(CoreError::Rules("the journal did not catch up with the checkpoint".into()));
+                }
+                p = self.progress_cv.wait_timeout(p, left).unwrap_or_else(|e| e.into_inner()).0;
+            }
+            let last = p.history.back().map_or(0, |h| h.1);
+            p.history.iter().rev().find(|(n, _)| *n <= want).map_or(last, |h| h.1)
+        };
+        let journal_seq = if want == 0 { 0 } else { journal_seq };
+        lock(&self.journal).log.sync()?;
+        g.log.sync()?;
+        let header = CheckpointHeader {
+            format: 1,
+            ingest_offset: offset,
+            journal_seq,
+            watermark: g.watermark,
+            max_ts: g.max_ts,
+            pack: g.pack.clone(),
+            site: fingerprint(&self.cfg.site_text),
+            created_ms: wall_ms(),
+        };
+        let body = snap.to_bytes().map_err(vigil_engine::EngineError::from)?;
+        write_checkpoint(&self.cfg.data_dir, &header, &body)?;
+        let deleted = g.log.truncate_before(offset)?;
+        drop(g);
+        *lock(&self.last_checkpoint) = Instant::now();
+        self.metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            ingest_offset = offset,
+            journal_seq,
+            bytes = body.len(),
+            segments_deleted = deleted,
+            ms = started.elapsed().as_millis() as u64,
+            "checkpoint"
+        );
+        Ok((offset, journal_seq))
+    }
+
+    fn journal_loop(
+        self: Arc<Self>,
+        alarms: crossbeam_channel::Receiver<Alarm>,
+        mut seen: HashMap<Identity, u64>,
+        mut syslog: Option<SyslogSink>,
+    ) {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "vigil".into());
+        let version = env!("CARGO_PKG_VERSION");
+        let mut once: HashSet<Identity> = HashSet::new();
+        for mut alarm in alarms.iter() {
+            let id = identity_of(&alarm);
+            let fresh = seen.remove(&id).is_none() && once.insert(id);
+            if fresh {
+                let mut j = lock(&self.journal);
+                let seq = j.log.next_seq();
+                alarm.id = seq;
+                let line = alarm.to_json();
+                match j.log.append(&[line.as_bytes()]) {
+                    Ok(_) => {
+                        j.recent.push_back((seq, Arc::from(line.as_str())));
+                        if j.recent.len() > RECENT {
+                            j.recent.pop_front();
+                        }
+                    }
+                    Err(e) => {
+                        // Never acknowledge past a journal failure: stop, so a restart replays.
+                        tracing::error!(error = %e, "cannot append to the alarm journal; stopping");
+                        self.stopping.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                }
+                drop(j);
+                self.metrics.count_alarm(&alarm, seq);
+                let _ = self.live.send(seq);
+                if let Some(s) = syslog.as_mut() {
+                    let msg = cef::syslog_5424(&cef::cef(&alarm, version), alarm.ts, &host, alarm.priority);
+                    if let Err(e) = s.send(&msg) {
+                        self.metrics.syslog_errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(error = %e, "syslog send failed");
+                    }
+                }
+            }
+            let seq_now = lock(&self.journal).log.next_seq().saturating_sub(1);
+            let mut p = lock(&self.progress);
+            p.received += 1;
+            let n = p.received;
+            p.history.push_back((n, seq_now));
+            if p.history.len() > 65_536 {
+                p.history.pop_front();
+            }
+            drop(p);
+            self.progress_cv.notify_all();
+        }
+    }
+
+    /// Journaled alarms with seq > `after`, at most `limit`, in order.
+    pub fn alarms_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Arc<str>)>, CoreError> {
+        let j = lock(&self.journal);
+        if let Some(&(first, _)) = j.recent.front() {
+            if after + 1 >= first {
+                return Ok(j.recent.iter().filter(|(s, _)| *s > after).take(limit).cloned().collect());
+            }
+        }
+        let mut out = Vec::new();
+        j.log.read_from(after + 1, limit, |seq, line| {
+            out.push((seq, Arc::from(String::from_utf8_lossy(line).as_ref())))
+        })?;
+        Ok(out)
+    }
+
+    /// The last journaled seq.
+    pub fn journal_seq(&self) -> u64 {
+        lock(&self.journal).log.next_seq().saturating_sub(1)
+    }
+
+    /// (engine watermark, events processed, late in the engine, queue depth).
+    pub fn engine_state(&self) -> (u64, u64, u64, usize) {
+        let queued = lock(&self.ingest).source.queued();
+        let engine = lock(&self.engine);
+        match engine.as_ref() {
+            Some(e) => {
+                let p = e.processed();
+                self.processed.store(p, Ordering::Relaxed);
+                (e.watermark(), p, e.late(), queued)
+            }
+            None => (0, self.processed.load(Ordering::Relaxed), 0, queued),
+        }
+    }
+
+    /// The sidecar watermark.
+    pub fn watermark(&self) -> u64 {
+        lock(&self.ingest).watermark
+    }
+
+    /// True once shutdown began.
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Graceful stop: refuse new input, take a final checkpoint, stop the engine and the journaler.
+    pub fn shutdown(&self) -> Result<(), CoreError> {
+        let result = self.checkpoint();
+        self.stopping.store(true, Ordering::SeqCst);
+        let engine = lock(&self.engine).take();
+        {
+            // Close the source so the engine can finish.
+            let mut g = lock(&self.ingest);
+            let placeholder = match engine.as_ref() {
+                Some(e) => e.source("closing"),
+                None => return result.map(|_| ()),
+            };
+            drop(std::mem::replace(&mut g.source, placeholder));
+            g.dead = None;
+        }
+        // Drop (not finish) the engine: finishing would make end-of-input decisions that a
+        // restart must still be able to make differently. The checkpoint holds the state.
+        drop(engine);
+        if let Some(h) = lock(&self.journaler).take() {
+            let _ = h.join();
+        }
+        result.map(|_| ())
+    }
+}
+
+fn read_checkpoint(path: &Path, bytes: &[u8]) -> Result<(CheckpointHeader, Snapshot), CoreError> {
+    let bad = |why: String| CoreError::Checkpoint { path: path.to_path_buf(), why };
+    let nl = memchr::memchr(b'\n', bytes).ok_or_else(|| bad("no header line".into()))?;
+    let header: CheckpointHeader = serde_json::from_slice(&bytes[..nl]).map_err(|e| bad(format!("bad header: {e}")))?;
+    if header.format != 1 {
+        return Err(bad(format!("format {} (this build reads 1)", header.format)));
+    }
+    let snap = Snapshot::from_bytes(&bytes[nl + 1..]).map_err(|e| bad(e.to_string()))?;
+    Ok((header, snap))
+}
+
+fn write_checkpoint(dir: &Path, header: &CheckpointHeader, body: &[u8]) -> Result<(), CoreError> {
+    let tmp = dir.join("checkpoint.tmp");
+    let path = dir.join(CHECKPOINT_FILE);
+    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+    let mut out = serde_json::to_vec(header).map_err(|e| CoreError::Rules(e.to_string()))?;
+    out.push(b'\n');
+    out.extend_from_slice(body);
+    f.write_all(&out).map_err(io_err(&tmp))?;
+    f.sync_all().map_err(io_err(&tmp))?;
+    drop(f);
+    fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}

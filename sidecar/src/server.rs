@@ -1,0 +1,483 @@
+//! The network side: HTTP API (axum on hyper, with a header-read timeout against slowloris), the
+//! raw TCP NDJSON listener, Server-Sent Events, bearer-token guard.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::stream::{self, Stream};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use serde::Deserialize;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::core::{Core, CoreError, IngestReport, LineIn, split_lines};
+use crate::metrics::EngineReading;
+
+/// Limits and guards of the network side.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// Bearer token (`None`: no auth).
+    pub token: Option<String>,
+    /// Largest request body.
+    pub max_body: usize,
+    /// Longest line.
+    pub max_line: usize,
+    /// Time allowed to send the request headers (slowloris).
+    pub header_timeout: Duration,
+    /// Time allowed to send a whole body.
+    pub body_timeout: Duration,
+}
+
+#[derive(Clone)]
+struct App {
+    core: Arc<Core>,
+    net: Arc<NetConfig>,
+}
+
+fn json(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+}
+
+fn error(status: StatusCode, msg: &str) -> Response {
+    json(status, serde_json::json!({ "error": msg }).to_string())
+}
+
+fn core_error(e: CoreError) -> Response {
+    match e {
+        CoreError::Busy => {
+            let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "the engine is behind; retry");
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r
+        }
+        CoreError::Stopping => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+        CoreError::Rules(m) => json(StatusCode::BAD_REQUEST, serde_json::json!({ "errors": [m] }).to_string()),
+        CoreError::Engine(vigil_engine::EngineError::Swap(m)) => {
+            json(StatusCode::CONFLICT, serde_json::json!({ "errors": [m] }).to_string())
+        }
+        other => {
+            tracing::error!(error = %other, "request failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, &other.to_string())
+        }
+    }
+}
+
+/// Constant-time comparison (no early exit on the first differing byte).
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        diff |= (a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0)) as usize;
+    }
+    diff == 0
+}
+
+async fn auth(State(app): State<App>, req: Request, next: Next) -> Response {
+    if let Some(token) = &app.net.token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !same(given.as_bytes(), token.as_bytes()) {
+            let mut r = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return r;
+        }
+    }
+    next.run(req).await
+}
+
+/// The HTTP routes.
+fn router(app: App) -> Router {
+    let guarded = Router::new()
+        .route("/v1/events", post(post_events))
+        .route("/v1/advance", post(post_advance))
+        .route("/v1/checkpoint", post(post_checkpoint))
+        .route("/v1/rules", post(post_rules))
+        .route("/v1/alarms", get(get_alarms))
+        .route("/v1/alarms/stream", get(get_stream))
+        .route("/metrics", get(get_metrics))
+        .route_layer(middleware::from_fn_with_state(app.clone(), auth));
+    Router::new().route("/healthz", get(|| async { "ok\n" })).merge(guarded).with_state(app)
+}
+
+async fn read_body(app: &App, body: Body) -> Result<axum::body::Bytes, Response> {
+    match tokio::time::timeout(app.net.body_timeout, axum::body::to_bytes(body, app.net.max_body)).await {
+        Err(_) => Err(error(StatusCode::REQUEST_TIMEOUT, "the body did not arrive in time")),
+        Ok(Err(_)) => Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("the body exceeds {} bytes (--max-body-bytes)", app.net.max_body),
+        )),
+        Ok(Ok(b)) => Ok(b),
+    }
+}
+
+async fn post_events(State(app): State<App>, body: Body) -> Response {
+    let bytes = match read_body(&app, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let core = app.core.clone();
+    let max_line = app.net.max_line;
+    let r = tokio::task::spawn_blocking(move || {
+        let lines = split_lines(&bytes, max_line);
+        core.ingest(&lines)
+    })
+    .await;
+    match r {
+        Ok(Ok(report)) => json(StatusCode::OK, serde_json::to_string(&report).unwrap_or_default()),
+        Ok(Err(e)) => core_error(e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct AdvanceQuery {
+    to: u64,
+}
+
+async fn post_advance(State(app): State<App>, Query(q): Query<AdvanceQuery>) -> Response {
+    let core = app.core.clone();
+    match tokio::task::spawn_blocking(move || core.advance(q.to)).await {
+        Ok(Ok(w)) => json(StatusCode::OK, serde_json::json!({ "watermark": w }).to_string()),
+        Ok(Err(e)) => core_error(e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+async fn post_checkpoint(State(app): State<App>) -> Response {
+    let core = app.core.clone();
+    match tokio::task::spawn_blocking(move || core.checkpoint()).await {
+        Ok(Ok((offset, seq))) => {
+            json(StatusCode::OK, serde_json::json!({ "ingest_offset": offset, "journal_seq": seq }).to_string())
+        }
+        Ok(Err(e)) => core_error(e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+async fn post_rules(State(app): State<App>, body: Body) -> Response {
+    let bytes = match read_body(&app, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let Ok(text) = String::from_utf8(bytes.to_vec()) else {
+        return json(StatusCode::BAD_REQUEST, serde_json::json!({ "errors": ["the pack is not UTF-8"] }).to_string());
+    };
+    let core = app.core.clone();
+    match tokio::task::spawn_blocking(move || core.swap_rules(&text)).await {
+        Ok(Ok(r)) => json(
+            StatusCode::OK,
+            serde_json::json!({ "at_ms": r.at_ms, "kept": r.kept, "started": r.started, "removed": r.removed })
+                .to_string(),
+        ),
+        Ok(Err(CoreError::Rules(m))) => {
+            let errors: Vec<&str> = m.lines().collect();
+            json(StatusCode::BAD_REQUEST, serde_json::json!({ "errors": errors }).to_string())
+        }
+        Ok(Err(e)) => core_error(e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct PageQuery {
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+async fn get_alarms(State(app): State<App>, Query(q): Query<PageQuery>) -> Response {
+    let after = q.after.unwrap_or(0);
+    let limit = q.limit.unwrap_or(1_000).min(100_000);
+    let core = app.core.clone();
+    match tokio::task::spawn_blocking(move || core.alarms_after(after, limit)).await {
+        Ok(Ok(items)) => {
+            let next = items.last().map_or(after, |(s, _)| *s);
+            let mut body = String::from("{\"alarms\":[");
+            for (i, (_, a)) in items.iter().enumerate() {
+                if i > 0 {
+                    body.push(',');
+                }
+                body.push_str(a);
+            }
+            body.push_str(&format!("],\"next\":{next}}}"));
+            json(StatusCode::OK, body)
+        }
+        Ok(Err(e)) => core_error(e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct StreamQuery {
+    after: Option<u64>,
+}
+
+/// SSE: everything after `Last-Event-ID` (or `?after=`) from the journal, then live. A stream that
+/// falls behind the live channel catches up from the journal, so it never skips an alarm.
+async fn get_stream(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(q): Query<StreamQuery>,
+) -> Sse<impl Stream<Item = Result<SseEvent, std::convert::Infallible>>> {
+    let after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .or(q.after)
+        .unwrap_or(0);
+    // Subscribe before reading the journal: nothing journaled in between is missed.
+    let rx = app.core.live.subscribe();
+    let state = (app.core.clone(), rx, after, std::collections::VecDeque::<(u64, Arc<str>)>::new());
+    let s = stream::unfold(state, |(core, mut rx, mut last, mut queue)| async move {
+        loop {
+            if let Some((seq, line)) = queue.pop_front() {
+                last = seq;
+                let ev = SseEvent::default().id(seq.to_string()).event("alarm").data(line.as_ref());
+                return Some((Ok(ev), (core, rx, last, queue)));
+            }
+            let c = core.clone();
+            let batch = tokio::task::spawn_blocking(move || c.alarms_after(last, 1_000)).await.ok()?.ok()?;
+            if !batch.is_empty() {
+                queue.extend(batch);
+                continue;
+            }
+            match rx.recv().await {
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(s).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("keepalive"))
+}
+
+async fn get_metrics(State(app): State<App>) -> Response {
+    let core = app.core.clone();
+    let text = tokio::task::spawn_blocking(move || {
+        let (watermark, processed, _late, queue_depth) = core.engine_state();
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        core.metrics.render(EngineReading { watermark, processed, queue_depth, now_ms })
+    })
+    .await
+    .unwrap_or_default();
+    (StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"))], text)
+        .into_response()
+}
+
+/// Serves HTTP on `listener` until `stop` turns true.
+pub async fn serve_http(listener: TcpListener, core: Arc<Core>, net: NetConfig, mut stop: watch::Receiver<bool>) {
+    let header_timeout = net.header_timeout;
+    let app = router(App { core, net: Arc::new(net) });
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => break,
+        };
+        let svc = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.timer(TokioTimer::new()).header_read_timeout(header_timeout);
+            if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
+                tracing::debug!(%peer, error = %e, "http connection ended");
+            }
+        });
+    }
+}
+
+/// Serves the raw TCP NDJSON port until `stop` turns true.
+pub async fn serve_tcp(listener: TcpListener, core: Arc<Core>, max_line: usize, mut stop: watch::Receiver<bool>) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => break,
+        };
+        let core = core.clone();
+        tokio::spawn(async move {
+            if let Err(e) = tcp_connection(stream, core, max_line).await {
+                tracing::info!(%peer, error = %e, "tcp ingest connection ended");
+            }
+        });
+    }
+}
+
+/// One TCP ingest connection: lines in, one JSON line per rejected or late line back, a summary
+/// when the client shuts down its side. Reading stops while the engine is behind (the client's
+/// writes then block: backpressure).
+async fn tcp_connection(stream: TcpStream, core: Arc<Core>, max_line: usize) -> std::io::Result<()> {
+    let (rd, mut wr) = stream.into_split();
+    let mut reader = BufReader::with_capacity(256 * 1024, rd);
+    let mut totals = (0u64, 0u64, 0u64);
+    let mut line_no = 0u64;
+    let mut eof = false;
+    while !eof {
+        // Gather what is readable now (at most ~1 MiB) into owned lines.
+        let mut batch: Vec<(u64, Option<Vec<u8>>, usize)> = Vec::new();
+        let mut bytes = 0usize;
+        loop {
+            let mut line = Vec::new();
+            let (n, too_long) = read_line_limited(&mut reader, &mut line, max_line).await?;
+            if n == 0 {
+                eof = true;
+                break;
+            }
+            line_no += 1;
+            if line.last() == Some(&b'\n') {
+                line.pop();
+            }
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            bytes += line.len();
+            batch.push((line_no, (!too_long).then_some(line), n));
+            if bytes > 1 << 20 || batch.len() >= 8_192 || reader.buffer().is_empty() {
+                break;
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let report = loop {
+            let c = core.clone();
+            let b = batch.clone();
+            let r = tokio::task::spawn_blocking(move || {
+                let lines: Vec<LineIn<'_>> =
+                    b.iter().map(|(no, l, n)| LineIn { no: *no, bytes: l.as_deref(), len: *n }).collect();
+                c.ingest(&lines)
+            })
+            .await
+            .map_err(std::io::Error::other)?;
+            match r {
+                Ok(rep) => break rep,
+                Err(CoreError::Busy) => tokio::time::sleep(Duration::from_millis(5)).await,
+                Err(e) => {
+                    let msg = serde_json::json!({ "error": e.to_string() }).to_string();
+                    wr.write_all(format!("{msg}\n").as_bytes()).await?;
+                    return Ok(());
+                }
+            }
+        };
+        write_errors(&mut wr, &report).await?;
+        totals.0 += report.accepted;
+        totals.1 += report.late.len() as u64;
+        totals.2 += report.rejected.len() as u64;
+    }
+    let summary = serde_json::json!({ "accepted": totals.0, "late": totals.1, "rejected": totals.2 }).to_string();
+    wr.write_all(format!("{summary}\n").as_bytes()).await?;
+    wr.shutdown().await?;
+    Ok(())
+}
+
+async fn write_errors(wr: &mut tokio::net::tcp::OwnedWriteHalf, r: &IngestReport) -> std::io::Result<()> {
+    let mut out = String::new();
+    for x in &r.rejected {
+        out.push_str(&serde_json::json!({ "line": x.line, "reason": x.reason, "detail": x.detail }).to_string());
+        out.push('\n');
+    }
+    for x in &r.late {
+        let detail = format!("ts {} is below the watermark {}", x.ts, x.watermark);
+        out.push_str(&serde_json::json!({ "line": x.line, "reason": "late", "detail": detail }).to_string());
+        out.push('\n');
+    }
+    if !out.is_empty() {
+        wr.write_all(out.as_bytes()).await?;
+    }
+    Ok(())
+}
+
+/// Reads one line (with its `\n`) keeping at most `max + 1` bytes: returns (bytes consumed, too
+/// long). A line longer than `max` is consumed whole but not kept.
+async fn read_line_limited<R: tokio::io::AsyncBufRead + Unpin>(
+    r: &mut R,
+    out: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<(usize, bool)> {
+    let mut consumed = 0;
+    let mut too_long = false;
+    loop {
+        let buf = r.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok((consumed, too_long));
+        }
+        let (take, done) = match memchr::memchr(b'\n', buf) {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        if !too_long {
+            out.extend_from_slice(&buf[..take]);
+            let content = out.len() - usize::from(out.last() == Some(&b'\n'));
+            if content > max {
+                too_long = true;
+                out.clear();
+            }
+        }
+        r.consume(take);
+        consumed += take;
+        if done {
+            return Ok((consumed, too_long));
+        }
+    }
+}
+
+/// Binds a listener, refusing non-loopback addresses without a token unless `insecure`.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Re-export for tests of this module's helpers.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_comparison_compares() {
+        assert!(same(b"s3cret", b"s3cret"));
+        assert!(!same(b"s3cret", b"s3cres"));
+        assert!(!same(b"s3cret", b"s3cret!"));
+        assert!(!same(b"", b"x"));
+        assert!(same(b"", b""));
+    }
+
+    #[tokio::test]
+    async fn long_lines_are_consumed_but_not_kept() {
+        let data = b"short\nthis line is far too long\nok".to_vec();
+        let mut r = BufReader::with_capacity(4, &data[..]);
+        let mut got = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            let (n, long) = read_line_limited(&mut r, &mut line, 8).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            got.push((String::from_utf8(line).unwrap(), long, n));
+        }
+        assert_eq!(
+            got,
+            vec![("short\n".to_string(), false, 6), (String::new(), true, 26), ("ok".to_string(), false, 2)]
+        );
+    }
+}
