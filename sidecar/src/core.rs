@@ -279,7 +279,7 @@ impl Core {
     /// starts the journaler. Returns with the engine caught up and ready for live input.
     pub fn open(cfg: Config) -> Result<Arc<Core>, CoreError> {
         fs::create_dir_all(&cfg.data_dir).map_err(io_err(&cfg.data_dir))?;
-        let opts = || Options { segment_bytes: cfg.segment_bytes, fsync: cfg.fsync.clone() };
+        let opts = || Options { segment_bytes: cfg.segment_bytes, fsync: cfg.fsync };
         let ingest_log = SegmentLog::open(&cfg.data_dir, "ingest", opts())?;
         let journal_log = SegmentLog::open(&cfg.data_dir, "journal", opts())?;
 

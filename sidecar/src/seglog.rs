@@ -61,7 +61,8 @@ pub enum Fsync {
     /// At most once per interval, checked at append time; the owner also calls
     /// [`SegmentLog::sync`] from a timer so a quiet log is not left unsynced.
     Interval(Duration),
-    /// Never by itself: the OS writes back when it likes. [`SegmentLog::sync`] still syncs.
+    /// Only when sealing a segment at rotation: otherwise the OS writes back when it likes.
+    /// [`SegmentLog::sync`] still syncs.
     Never,
 }
 
@@ -69,7 +70,8 @@ pub enum Fsync {
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Rotate to a new segment before a batch once the current one holds at least this many bytes.
-    /// A segment holds whole batches, so it may exceed this by up to one batch.
+    /// A segment holds whole batches, so it may exceed this by up to one batch; 0 gives one segment
+    /// per batch.
     pub segment_bytes: u64,
     /// When appends are synced to disk.
     pub fsync: Fsync,
@@ -239,80 +241,37 @@ impl SegmentLog {
     /// recovers the last segment: a partial last line (a torn write from a crash) is truncated, synced
     /// and counted in [`SegmentLog::recovered_torn_bytes`]. Reads every segment once to count lines.
     pub fn open(dir: &Path, prefix: &str, opts: Options) -> Result<SegmentLog, LogError> {
-        let log = || prefix.to_string();
-        fs::create_dir_all(dir).map_err(|source| LogError::CreateDir { log: log(), path: dir.into(), source })?;
-        let segments = list_segments(dir, prefix)?;
-        let path_of = |first: u64| segment_path(dir, prefix, first);
-
-        let Some((&last, sealed)) = segments.split_last() else {
-            let path = path_of(1);
-            let file = create_segment(&path).map_err(|source| LogError::Open { log: log(), path, source })?;
-            sync_dir(dir).map_err(|source| LogError::SyncDir { log: log(), path: dir.into(), source })?;
-            return Ok(SegmentLog::new(dir, prefix, opts, vec![1], file, 0, 1, 0));
-        };
-
-        if let Some(&first) = segments.first() {
-            if first == 0 {
-                return Err(LogError::Chain { log: log(), path: path_of(first), expected: 1, found: 0 });
-            }
-        }
-        for (i, &first) in sealed.iter().enumerate() {
-            let path = path_of(first);
-            let file = File::open(&path).map_err(|source| LogError::Open { log: log(), path: path.clone(), source })?;
-            let scan = scan_lines(&file).map_err(|source| LogError::Read { log: log(), path: path.clone(), source })?;
-            if scan.complete_len != scan.len {
-                let reason = "ends in a partial line but is not the last segment";
-                return Err(LogError::Damaged { log: log(), path, reason });
-            }
-            let expected = first.saturating_add(scan.lines);
-            let found = segments.get(i + 1).copied().unwrap_or(last);
-            if found != expected {
-                return Err(LogError::Chain { log: log(), path: path_of(found), expected, found });
-            }
-        }
-
-        let path = path_of(last);
-        let file = OpenOptions::new().read(true).append(true).open(&path).map_err(|source| LogError::Open {
-            log: log(),
-            path: path.clone(),
+        fs::create_dir_all(dir).map_err(|source| LogError::CreateDir {
+            log: prefix.to_string(),
+            path: dir.into(),
             source,
         })?;
-        let scan = scan_lines(&file).map_err(|source| LogError::Read { log: log(), path: path.clone(), source })?;
-        let torn = scan.len - scan.complete_len;
-        if torn > 0 {
-            // Dropping the torn tail before the next append keeps it from merging with the next line.
-            let truncate = file.set_len(scan.complete_len).and_then(|()| file.sync_data());
-            truncate.map_err(|source| LogError::Write { log: log(), path, source })?;
-        }
-        let next_seq = last.saturating_add(scan.lines);
-        Ok(SegmentLog::new(dir, prefix, opts, segments, file, scan.complete_len, next_seq, torn))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        dir: &Path,
-        prefix: &str,
-        opts: Options,
-        segments: Vec<u64>,
-        file: File,
-        current_len: u64,
-        next_seq: u64,
-        recovered_torn_bytes: u64,
-    ) -> SegmentLog {
-        SegmentLog {
+        let mut segments = list_segments(dir, prefix)?;
+        let current = match segments.split_last() {
+            Some((&last, sealed)) => recover(dir, prefix, sealed, last)?,
+            None => {
+                let path = segment_path(dir, prefix, 1);
+                let file =
+                    create_segment(&path).map_err(|source| LogError::Open { log: prefix.to_string(), path, source })?;
+                sync_dir(dir, prefix)?;
+                segments.push(1);
+                Current { file, len: 0, next_seq: 1, torn: 0 }
+            }
+        };
+        Ok(SegmentLog {
             dir: dir.to_path_buf(),
             prefix: prefix.to_string(),
             opts,
             segments,
-            file,
-            current_len,
-            next_seq,
+            file: current.file,
+            current_len: current.len,
+            next_seq: current.next_seq,
             buf: Vec::new(),
             dirty: false,
             last_sync: Instant::now(),
-            recovered_torn_bytes,
+            recovered_torn_bytes: current.torn,
             poisoned: false,
-        }
+        })
     }
 
     /// Bytes of a partial last line that [`SegmentLog::open`] truncated (0 after a clean shutdown).
@@ -432,7 +391,7 @@ impl SegmentLog {
             let mut seq = first + skipped;
             // Stop at the seq after this segment's last record: never deliver bytes this writer did
             // not account for.
-            let want = (end.saturating_sub(seq)).min(remaining);
+            let want = end.saturating_sub(seq).min(remaining);
             let n = read_lines(&mut reader, want, &mut pending, |line| {
                 f(seq, line);
                 seq += 1;
@@ -467,11 +426,7 @@ impl SegmentLog {
         }
         if doomed > 0 {
             self.segments.drain(..doomed);
-            sync_dir(&self.dir).map_err(|source| LogError::SyncDir {
-                log: self.prefix.clone(),
-                path: self.dir.clone(),
-                source,
-            })?;
+            sync_dir(&self.dir, &self.prefix)?;
         }
         Ok(doomed)
     }
@@ -482,20 +437,66 @@ impl SegmentLog {
         self.sync()?;
         let path = segment_path(&self.dir, &self.prefix, self.next_seq);
         let file = create_segment(&path).map_err(|source| LogError::Open { log: self.prefix.clone(), path, source })?;
-        sync_dir(&self.dir).map_err(|source| LogError::SyncDir {
-            log: self.prefix.clone(),
-            path: self.dir.clone(),
-            source,
-        })?;
+        // The new file exists from here on, so it is the current segment even if the directory sync
+        // fails; that failure poisons the log like a failed data sync, as records acknowledged in
+        // the new segment could vanish with its directory entry.
         self.segments.push(self.next_seq);
         self.file = file;
         self.current_len = 0;
-        Ok(())
+        sync_dir(&self.dir, &self.prefix).inspect_err(|_| self.poisoned = true)
     }
 
     fn current_path(&self) -> PathBuf {
         segment_path(&self.dir, &self.prefix, self.segments.last().copied().unwrap_or(self.next_seq))
     }
+}
+
+/// The current segment as found by [`recover`].
+#[derive(Debug)]
+struct Current {
+    /// The last segment, opened for reading and appending.
+    file: File,
+    /// Its length after dropping a torn tail.
+    len: u64,
+    /// The seq after its last complete line.
+    next_seq: u64,
+    /// Bytes of the torn tail dropped.
+    torn: u64,
+}
+
+/// Checks the chain `sealed` then `last` (first seqs, ascending) and recovers the last segment.
+fn recover(dir: &Path, prefix: &str, sealed: &[u64], last: u64) -> Result<Current, LogError> {
+    let log = || prefix.to_string();
+    let path_of = |first: u64| segment_path(dir, prefix, first);
+    if sealed.first().copied().unwrap_or(last) == 0 {
+        return Err(LogError::Chain { log: log(), path: path_of(0), expected: 1, found: 0 });
+    }
+    let successors = sealed.iter().skip(1).chain(std::iter::once(&last));
+    for (&first, &next) in sealed.iter().zip(successors) {
+        let path = path_of(first);
+        let file = File::open(&path).map_err(|source| LogError::Open { log: log(), path: path.clone(), source })?;
+        let scan = scan_lines(&file).map_err(|source| LogError::Read { log: log(), path: path.clone(), source })?;
+        if scan.complete_len != scan.len {
+            let reason = "ends in a partial line but is not the last segment";
+            return Err(LogError::Damaged { log: log(), path, reason });
+        }
+        let expected = first.saturating_add(scan.lines);
+        if next != expected {
+            return Err(LogError::Chain { log: log(), path: path_of(next), expected, found: next });
+        }
+    }
+
+    let path = path_of(last);
+    let open = OpenOptions::new().read(true).append(true).open(&path);
+    let file = open.map_err(|source| LogError::Open { log: log(), path: path.clone(), source })?;
+    let scan = scan_lines(&file).map_err(|source| LogError::Read { log: log(), path: path.clone(), source })?;
+    let torn = scan.len - scan.complete_len;
+    if torn > 0 {
+        // Dropping the torn tail before the next append keeps it from merging with the next line.
+        let truncate = file.set_len(scan.complete_len).and_then(|()| file.sync_data());
+        truncate.map_err(|source| LogError::Write { log: log(), path, source })?;
+    }
+    Ok(Current { file, len: scan.complete_len, next_seq: last.saturating_add(scan.lines), torn })
 }
 
 fn segment_path(dir: &Path, prefix: &str, first_seq: u64) -> PathBuf {
@@ -532,20 +533,21 @@ fn create_segment(path: &Path) -> io::Result<File> {
 }
 
 /// Makes a file creation or deletion in `dir` durable.
-fn sync_dir(dir: &Path) -> io::Result<()> {
+fn sync_dir(dir: &Path, prefix: &str) -> Result<(), LogError> {
     #[cfg(unix)]
     {
         match File::open(dir).and_then(|d| d.sync_all()) {
+            Ok(()) => Ok(()),
             // Some file systems cannot sync a directory; there is nothing more to do on them.
             Err(e) if matches!(e.kind(), io::ErrorKind::InvalidInput | io::ErrorKind::Unsupported) => Ok(()),
-            other => other,
+            Err(source) => Err(LogError::SyncDir { log: prefix.to_string(), path: dir.into(), source }),
         }
     }
     #[cfg(not(unix))]
     {
-        // Directories cannot be opened or synced as files here (Windows); creation is durable with
-        // the file's own metadata.
-        let _ = dir;
+        // Directories cannot be opened or synced as files here (Windows); there, creating or
+        // deleting a file is made durable with the file's own metadata.
+        let _ = (dir, prefix);
         Ok(())
     }
 }

@@ -443,12 +443,11 @@ async fn read_line_limited<R: tokio::io::AsyncBufRead + Unpin>(
     }
 }
 
-/// Binds a listener, refusing non-loopback addresses without a token unless `insecure`.
+/// Binds a listener (the loopback/token policy is checked before, in [`crate::run`]).
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Re-export for tests of this module's helpers.
 #[cfg(test)]
 mod tests {
     use super::*;
