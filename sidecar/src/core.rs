@@ -15,7 +15,7 @@
 //! Alarms already journaled after the checkpoint (the crash came after they were written) are
 //! recognised by identity and not journaled again; journal sequence numbers continue.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -648,10 +648,10 @@ impl Core {
     ) {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "vigil".into());
         let version = env!("CARGO_PKG_VERSION");
-        let mut once: HashSet<Identity> = HashSet::new();
         for mut alarm in alarms.iter() {
             let id = identity_of(&alarm);
-            let fresh = seen.remove(&id).is_none() && once.insert(id);
+            // The engine emits an identity once per run; `seen` covers the run before a restart.
+            let fresh = seen.remove(&id).is_none();
             if fresh {
                 let mut j = lock(&self.journal);
                 let seq = j.log.next_seq();

@@ -1,0 +1,755 @@
+//! Black-box tests of `vigil serve`: the real binary on 127.0.0.1 with ephemeral ports, driven over
+//! HTTP, SSE, raw TCP and syslog exactly as an integrator would (see the README, "Run as a sidecar").
+//! `vigil replay` of the same events is the oracle for the alarms.
+
+mod serve_support;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use serve_support::*;
+
+/// A ts inside the hand sample's day (2025-11-24 08:00 UTC).
+const BASE: u64 = 1_763_971_200_000;
+
+fn ids_of(frames: &[(u64, Value)]) -> Vec<u64> {
+    frames.iter().map(|(id, _)| *id).collect()
+}
+
+#[test]
+fn http_and_tcp_ingest_raise_the_alarms_of_a_replay() {
+    let demo = demo();
+    let t = TempDir::new("ingest");
+    let srv = Server::start(&demo_site(), &t.join("data"), &[]);
+
+    let half = demo.lines.len() / 2;
+    for chunk in demo.lines[..half].chunks(2_000) {
+        post_ok(&srv, chunk);
+    }
+    let tail = &demo.lines[half..];
+    let (errors, summary) = tcp_ingest(srv.tcp.expect("--tcp was given"), body_of(tail).as_bytes());
+    assert!(errors.is_empty(), "no TCP line may be refused: {:?}", &errors[..errors.len().min(10)]);
+    assert_eq!(summary["accepted"].as_u64(), Some(tail.len() as u64), "TCP summary {summary}");
+    assert_eq!(summary["late"].as_u64(), Some(0), "TCP summary {summary}");
+    assert_eq!(summary["rejected"].as_u64(), Some(0), "TCP summary {summary}");
+
+    advance(&srv, demo.max_ts + 1);
+    let alarms = wait_for_alarms(&srv, demo.oracle.len());
+    assert_same_alarms(&alarms, &demo.oracle, "HTTP + TCP ingest vs vigil replay");
+    assert_consecutive_ids(&alarms);
+
+    let mut sse = Sse::open(srv.http, "/v1/alarms/stream", &[]);
+    let frames = sse.read_alarms(alarms.len(), Duration::from_secs(30));
+    assert_eq!(ids_of(&frames), (1..=alarms.len() as u64).collect::<Vec<_>>(), "SSE from the start: every id in order");
+    for ((id, streamed), paged) in frames.iter().zip(&alarms) {
+        assert_eq!(streamed, paged, "SSE alarm {id} differs from GET /v1/alarms");
+    }
+}
+
+#[test]
+fn sse_resume_with_last_event_id_gets_exactly_the_missed_alarms() {
+    let demo = demo();
+    let t = TempDir::new("resume");
+    let srv = Server::start(&demo_site(), &t.join("data"), &[]);
+    for chunk in demo.lines.chunks(2_000) {
+        post_ok(&srv, chunk);
+    }
+    advance(&srv, demo.max_ts + 1);
+    let alarms = wait_for_alarms(&srv, demo.oracle.len());
+    assert_same_alarms(&alarms, &demo.oracle, "HTTP ingest vs vigil replay");
+    assert_consecutive_ids(&alarms);
+    let n = alarms.len() as u64;
+    let k = n / 3;
+    assert!(k >= 5 && k + 5 <= n, "enough alarms to page ({n})");
+
+    // A console reads a third, then its connection drops.
+    {
+        let mut first = Sse::open(srv.http, "/v1/alarms/stream", &[]);
+        let frames = first.read_alarms(k as usize, Duration::from_secs(30));
+        assert_eq!(ids_of(&frames), (1..=k).collect::<Vec<_>>());
+    }
+
+    // It reconnects with the last id it saw: exactly the rest, in order, once.
+    let last = k.to_string();
+    let mut resumed = Sse::open(srv.http, "/v1/alarms/stream", &[("Last-Event-ID", last.as_str())]);
+    let frames = resumed.read_alarms((n - k) as usize, Duration::from_secs(30));
+    assert_eq!(ids_of(&frames), (k + 1..=n).collect::<Vec<_>>(), "Last-Event-ID: {k} resumes right after {k}");
+    for (id, v) in &frames {
+        assert_eq!(v, &alarms[(*id - 1) as usize], "SSE alarm {id} differs from the journal");
+    }
+    let extra = resumed.read_alarms(1, Duration::from_millis(500));
+    assert!(extra.is_empty(), "nothing after the last alarm, got {:?}", ids_of(&extra));
+
+    // `?after=` does the same.
+    let mut by_query = Sse::open(srv.http, &format!("/v1/alarms/stream?after={k}"), &[]);
+    let frames = by_query.read_alarms((n - k) as usize, Duration::from_secs(30));
+    assert_eq!(ids_of(&frames), (k + 1..=n).collect::<Vec<_>>(), "?after={k}");
+
+    // Paging from the same point.
+    let r = srv.get(&format!("/v1/alarms?after={k}&limit=5"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    let page: Vec<Option<u64>> = v["alarms"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no alarms array: {v}"))
+        .iter()
+        .map(|a| a["id"].as_u64())
+        .collect();
+    assert_eq!(page, (k + 1..=k + 5).map(Some).collect::<Vec<_>>(), "GET /v1/alarms?after={k}&limit=5");
+    assert_eq!(v["next"].as_u64(), Some(k + 5), "next = the last id returned");
+}
+
+/// Waits until the posting thread has `target` bodies acknowledged.
+fn wait_until_acked(acked: &AtomicUsize, target: usize, poster: &JoinHandle<Vec<String>>) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while acked.load(Ordering::SeqCst) < target {
+        if poster.is_finished() && acked.load(Ordering::SeqCst) < target {
+            panic!(
+                "the posting thread stopped after {} acknowledged bodies, before {target} (the server died?)",
+                acked.load(Ordering::SeqCst)
+            );
+        }
+        assert!(Instant::now() < deadline, "{target} bodies not acknowledged within 180 s");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Posts the demo in bodies of 1 000 lines from a client thread, `kill -9`s the server while it
+/// posts (optionally right after a successful `POST /v1/checkpoint`), restarts it on the same data
+/// dir, sends what did not get in, and compares the journal with the replay oracle.
+///
+/// What "did not get in" is read off the restarted server, not guessed: the body in flight at the
+/// kill may have been logged (or, after a torn write, a prefix of it) without its 200 reaching the
+/// client. A probe event with ts 1 is late whatever was logged, and its answer reports the
+/// watermark, `max logged ts − lateness`: every line with a larger ts was not logged (the events
+/// are in ts order and a single client posts them in order).
+fn kill_9_while_posting(name: &str, checkpoint_first: bool) {
+    let demo = demo();
+    let t = TempDir::new(name);
+    let data = t.join("data");
+    let mut srv = Server::start(&demo_site(), &data, &["--checkpoint-s", "1"]);
+
+    let sizes: Vec<usize> = demo.lines.chunks(1_000).map(<[String]>::len).collect();
+    let bodies: Arc<Vec<String>> = Arc::new(demo.lines.chunks(1_000).map(body_of).collect());
+    let n = bodies.len();
+    let acked = Arc::new(AtomicUsize::new(0));
+    let poster = {
+        let (bodies, acked, sizes, addr) = (bodies.clone(), acked.clone(), sizes.clone(), srv.http);
+        std::thread::spawn(move || {
+            let mut problems = Vec::new();
+            for (i, body) in bodies.iter().enumerate() {
+                match post_events(addr, body.as_bytes(), &[]) {
+                    Ok(r) if r.status == 200 => {
+                        match serde_json::from_slice::<Value>(&r.body) {
+                            Ok(v) if is_clean(&v, sizes[i]) => {}
+                            _ => problems.push(format!("body {i}: 200 but {}", preview(&r.text()))),
+                        }
+                        acked.store(i + 1, Ordering::SeqCst);
+                    }
+                    // A live server never answers anything else (503 is retried inside post_events).
+                    Ok(r) => {
+                        problems.push(format!("body {i}: {} {}", r.status, preview(&r.text())));
+                        break;
+                    }
+                    // The server died: this body is not acknowledged; stop.
+                    Err(_) => break,
+                }
+            }
+            problems
+        })
+    };
+
+    if checkpoint_first {
+        wait_until_acked(&acked, n * 3 / 10, &poster);
+        let r = srv.post("/v1/checkpoint", b"");
+        assert_eq!(r.status, 200, "POST /v1/checkpoint: {}", r.text());
+        let v = r.json();
+        assert!(v["ingest_offset"].is_u64() && v["journal_seq"].is_u64(), "checkpoint answer {v}");
+        let at_checkpoint = acked.load(Ordering::SeqCst);
+        wait_until_acked(&acked, (n * 4 / 10).max(at_checkpoint + 2).min(n), &poster);
+    } else {
+        wait_until_acked(&acked, n * 4 / 10, &poster);
+    }
+    srv.kill9();
+    let problems = poster.join().expect("the posting thread panicked");
+    assert!(problems.is_empty(), "answers before the kill: {problems:#?}");
+    let acked_bodies = acked.load(Ordering::SeqCst);
+    let acked_lines: usize = sizes[..acked_bodies].iter().sum();
+    eprintln!("{name}: killed with {acked_bodies} of {n} bodies acknowledged");
+
+    let srv = Server::start(&demo_site(), &data, &["--checkpoint-s", "1"]);
+    let w = probe_watermark(&srv, &probe_line(&demo.lines));
+    let acked_max = if acked_lines == 0 { 0 } else { demo.ts[acked_lines - 1] };
+    assert!(
+        w + LATENESS_MS >= acked_max,
+        "acknowledged events were lost: after the restart the watermark is {w}, acknowledged events reach ts {acked_max}"
+    );
+    // The logged prefix: all acknowledged lines, plus whatever of the body in flight reached the log.
+    let logged =
+        if w + LATENESS_MS == acked_max { acked_lines } else { demo.ts.partition_point(|&ts| ts <= w + LATENESS_MS) };
+    let in_flight = sizes.get(acked_bodies).copied().unwrap_or(0);
+    assert!(
+        logged >= acked_lines && logged <= acked_lines + in_flight,
+        "after the restart the watermark {w} covers {logged} lines, but {acked_lines} were acknowledged and \
+         {in_flight} more were in flight"
+    );
+
+    eprintln!(
+        "{name}: after the restart the log holds {logged} lines ({acked_lines} acknowledged); resending the rest"
+    );
+    for chunk in demo.lines[logged..].chunks(1_000) {
+        post_ok(&srv, chunk);
+    }
+    advance(&srv, demo.max_ts + 1);
+    let alarms = wait_for_alarms(&srv, demo.oracle.len());
+    assert_same_alarms(&alarms, &demo.oracle, &format!("{name}: after kill -9 and restart"));
+    assert_consecutive_ids(&alarms);
+}
+
+#[test]
+fn kill_9_while_events_flow_loses_nothing_and_duplicates_nothing() {
+    kill_9_while_posting("kill9", false);
+}
+
+#[test]
+fn kill_9_right_after_a_checkpoint_loses_nothing_and_duplicates_nothing() {
+    kill_9_while_posting("kill9-checkpoint", true);
+}
+
+#[test]
+fn graceful_sigterm_checkpoints_and_restart_continues() {
+    let demo = demo();
+    let t = TempDir::new("sigterm");
+    let data = t.join("data");
+    let mut srv = Server::start(&demo_site(), &data, &[]);
+    let half = demo.lines.len() / 2;
+    for chunk in demo.lines[..half].chunks(2_000) {
+        post_ok(&srv, chunk);
+    }
+    let before = all_alarms(&srv);
+    srv.terminate();
+
+    let srv = Server::start(&demo_site(), &data, &[]);
+    let kept = all_alarms(&srv);
+    assert!(
+        kept.len() >= before.len(),
+        "the journal survives a restart ({} alarms, then {})",
+        before.len(),
+        kept.len()
+    );
+    assert_eq!(&kept[..before.len()], &before[..], "journaled alarms are kept as they were");
+    for chunk in demo.lines[half..].chunks(2_000) {
+        post_ok(&srv, chunk);
+    }
+    advance(&srv, demo.max_ts + 1);
+    let alarms = wait_for_alarms(&srv, demo.oracle.len());
+    assert_same_alarms(&alarms, &demo.oracle, "SIGTERM halfway, then restart");
+    assert_consecutive_ids(&alarms);
+}
+
+/// Six lines at `t0`: valid, malformed, unknown device, unknown type, 2 MB long, valid.
+fn bad_body(t0: u64) -> Vec<String> {
+    vec![
+        format!(r#"{{"ts":{t0},"type":"door.forced","door":"d-dock"}}"#),
+        format!(r#"{{"ts":{t0},"type":"door.opened""#),
+        format!(r#"{{"ts":{t0},"type":"motion","camera":"cam-nowhere"}}"#),
+        format!(r#"{{"ts":{t0},"type":"door.exploded","door":"d-lab"}}"#),
+        format!(r#"{{"ts":{t0},"type":"heartbeat","device":"ctl-1","pad":"{}"}}"#, "x".repeat(2 << 20)),
+        format!(r#"{{"ts":{},"type":"duress","door":"d-main"}}"#, t0 + 1_000),
+    ]
+}
+
+const BAD_LINES: [(u64, &str); 4] =
+    [(2, "invalid_json"), (3, "unknown_device"), (4, "unknown_type"), (5, "line_too_long")];
+
+#[test]
+fn bad_input_is_answered_clearly_and_nothing_else_is_lost() {
+    let t = TempDir::new("bad-input");
+    let srv = Server::start(&sample_site(), &t.join("data"), &[]);
+
+    // HTTP: one answer naming every refused line.
+    let http_lines = bad_body(BASE);
+    let r = post_events(srv.http, body_of(&http_lines).as_bytes(), &[]).expect("POST /v1/events");
+    assert_eq!(r.status, 200, "{}", preview(&r.text()));
+    let v = r.json();
+    assert_eq!(v["accepted"].as_u64(), Some(2), "{}", preview(&v.to_string()));
+    assert_eq!(v["late"].as_array().map(Vec::len), Some(0), "{}", preview(&v.to_string()));
+    let rejected = v["rejected"].as_array().unwrap_or_else(|| panic!("no rejected array: {v}"));
+    let mut got: Vec<(u64, String)> = rejected
+        .iter()
+        .map(|x| {
+            assert!(x["detail"].is_string(), "every rejection has a detail: {x}");
+            (x["line"].as_u64().unwrap_or(0), x["reason"].as_str().unwrap_or("").to_string())
+        })
+        .collect();
+    got.sort();
+    let want: Vec<(u64, String)> = BAD_LINES.iter().map(|(n, r)| (*n, r.to_string())).collect();
+    assert_eq!(got, want, "HTTP rejections");
+
+    // TCP: one JSON line per refused line, then the summary.
+    let t2 = BASE + 100_000;
+    let tcp_lines = bad_body(t2);
+    let (errors, summary) = tcp_ingest(srv.tcp.expect("--tcp was given"), body_of(&tcp_lines).as_bytes());
+    let mut got: Vec<(u64, String)> = errors
+        .iter()
+        .map(|x| {
+            assert!(x["detail"].is_string(), "every TCP error line has a detail: {x}");
+            (x["line"].as_u64().unwrap_or(0), x["reason"].as_str().unwrap_or("").to_string())
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, want, "TCP error lines");
+    assert_eq!(summary["accepted"].as_u64(), Some(2), "TCP summary {summary}");
+    assert_eq!(summary["late"].as_u64(), Some(0), "TCP summary {summary}");
+    assert_eq!(summary["rejected"].as_u64(), Some(4), "TCP summary {summary}");
+
+    // The valid lines raise exactly what a replay of them raises.
+    let valid = [http_lines[0].clone(), http_lines[5].clone(), tcp_lines[0].clone(), tcp_lines[5].clone()];
+    let events = t.join("valid.ndjson");
+    std::fs::write(&events, body_of(&valid)).expect("write the valid lines");
+    let oracle = replay_oracle(&sample_site(), &events, &t.join("oracle.ndjson"));
+    advance(&srv, t2 + 1_000 + 1);
+    let alarms = wait_for_alarms(&srv, oracle.len());
+    for ts in [BASE + 1_000, t2 + 1_000] {
+        assert!(
+            alarms.iter().any(|a| a["rule"] == "duress" && a["ts"] == ts && a["door"] == "d-main"),
+            "the valid duress line at {ts} raised its alarm: {alarms:?}"
+        );
+    }
+    assert_same_alarms(&alarms, &oracle, "valid lines among bad ones");
+    assert_consecutive_ids(&alarms);
+
+    // A body over --max-body-bytes: 413, and nothing of it gets in.
+    let small = Server::start(&sample_site(), &t.join("data-small-bodies"), &["--max-body-bytes", "100000"]);
+    let big: Vec<String> = (0..2_000u64)
+        .map(|i| format!(r#"{{"ts":{},"type":"heartbeat","device":"ctl-1"}}"#, BASE + i * 1_000))
+        .collect();
+    let body = body_of(&big);
+    assert!(body.len() > 100_000);
+    let r = post_events(small.http, body.as_bytes(), &[]).expect("an answer to an oversized body");
+    assert_eq!(r.status, 413, "{}", preview(&r.text()));
+    post_ok(&small, &big[..100]);
+    let m = metrics(&small);
+    assert_eq!(metric_sum(&m, "vigil_events_accepted_total"), 100, "only the small body was accepted");
+}
+
+#[test]
+fn token_guards_every_endpoint_but_healthz() {
+    let t = TempDir::new("token");
+    let srv = Server::start(&sample_site(), &t.join("data"), &["--token", "s3cret"]);
+
+    let h = srv.get("/healthz");
+    assert_eq!(h.status, 200, "/healthz needs no token: {}", h.text());
+    assert_eq!(h.text().trim(), "ok");
+
+    let event = format!("{{\"ts\":{BASE},\"type\":\"heartbeat\",\"device\":\"ctl-1\"}}\n");
+    let pack = std::fs::read_to_string(default_pack_path()).expect("read the default pack");
+    let advance_path = format!("/v1/advance?to={BASE}");
+    let endpoints: [(&str, &str, &[u8]); 7] = [
+        ("POST", "/v1/events", event.as_bytes()),
+        ("GET", "/v1/alarms?after=0&limit=10", b""),
+        ("GET", "/metrics", b""),
+        ("GET", "/v1/alarms/stream", b""),
+        ("POST", "/v1/rules", pack.as_bytes()),
+        ("POST", advance_path.as_str(), b""),
+        ("POST", "/v1/checkpoint", b""),
+    ];
+    let refused: [(&str, &[(&str, &str)]); 5] = [
+        ("no token", &[]),
+        ("a wrong token", &[("Authorization", "Bearer wrong")]),
+        ("the token without `Bearer`", &[("Authorization", "s3cret")]),
+        ("a longer token", &[("Authorization", "Bearer s3cret2")]),
+        ("a prefix of the token", &[("Authorization", "Bearer s3cre")]),
+    ];
+    for (method, path, body) in endpoints {
+        for (what, headers) in refused {
+            let r = request_head(srv.http, method, path, headers, body);
+            assert_eq!(r.status, 401, "{method} {path} with {what}");
+        }
+        let r = request_head(srv.http, method, path, &[("Authorization", "Bearer s3cret")], body);
+        assert_eq!(r.status, 200, "{method} {path} with the right token");
+    }
+}
+
+#[test]
+fn non_loopback_listen_without_token_is_refused() {
+    let t = TempDir::new("insecure");
+    for (i, (listen, tcp)) in [("0.0.0.0:0", "127.0.0.1:0"), ("127.0.0.1:0", "0.0.0.0:0")].into_iter().enumerate() {
+        let (out, err) = (t.join(&format!("stdout-{i}")), t.join(&format!("stderr-{i}")));
+        let mut child = Command::new(VIGIL)
+            .arg("serve")
+            .arg("--site")
+            .arg(sample_site())
+            .args(["--listen", listen, "--tcp", tcp, "--no-live", "--data-dir"])
+            .arg(t.join(&format!("data-{i}")))
+            .env_remove("VIGIL_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(std::fs::File::create(&out).expect("stdout file")))
+            .stderr(Stdio::from(std::fs::File::create(&err).expect("stderr file")))
+            .spawn()
+            .expect("spawn vigil serve");
+        let Some(status) = wait_timeout(&mut child, Duration::from_secs(30)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("--listen {listen} --tcp {tcp} without a token: still running after 30 s");
+        };
+        let (stdout, stderr) = (read_log(&out), read_log(&err));
+        assert!(!status.success(), "--listen {listen} --tcp {tcp} without a token must fail; stderr:\n{stderr}");
+        assert_eq!(status.code(), Some(2), "the contract's exit status is 2; stderr:\n{stderr}");
+        assert!(stderr.to_lowercase().contains("token"), "the error should mention --token:\n{stderr}");
+        assert!(!stdout.contains("listening"), "it must not get as far as listening:\n{stdout}");
+    }
+}
+
+#[test]
+fn slowloris_partial_request_times_out_and_server_stays_responsive() {
+    let t = TempDir::new("slowloris");
+    let srv = Server::start(&sample_site(), &t.join("data"), &[]);
+
+    let mut partial = TcpStream::connect(srv.http).expect("connect");
+    partial.write_all(b"POST /v1/events HTTP/1.1\r\nHost: x\r\n").expect("send a partial request");
+    let opened = Instant::now();
+
+    let asked = Instant::now();
+    let h = srv.get("/healthz");
+    assert_eq!(h.status, 200);
+    assert!(asked.elapsed() < Duration::from_secs(5), "/healthz took {:?} beside a stalled request", asked.elapsed());
+    post_ok(&srv, &[format!(r#"{{"ts":{BASE},"type":"heartbeat","device":"ctl-1"}}"#)]);
+
+    // The server gives up on the stalled request (its header timeout is 10 s) and closes.
+    partial.set_read_timeout(Some(Duration::from_secs(1))).expect("read timeout");
+    let mut buf = [0u8; 4096];
+    loop {
+        match partial.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {} // e.g. a 408 before the close
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                assert!(opened.elapsed() < Duration::from_secs(30), "the partial request is still open after 30 s");
+            }
+            Err(_) => break, // reset
+        }
+    }
+    eprintln!("the stalled connection was closed after {:?}", opened.elapsed());
+    assert_eq!(srv.get("/healthz").status, 200, "still serving after the timeout");
+}
+
+/// A client's planned body: its text and what the answer must say about it.
+#[derive(Debug, Default, Clone)]
+struct BodyPlan {
+    text: String,
+    valid: usize,
+    late: Vec<u64>,
+    rejected: Vec<(u64, &'static str)>,
+}
+
+/// `bodies` bodies of `per_body` lines for the hand sample site: mostly valid events, ~5 %
+/// unknown devices, ~5 % malformed JSON and ~3 % events 10 minutes older than this client's newest
+/// valid event (late whatever the other clients did: the watermark only rises).
+fn client_traffic(client: u64, bodies: usize, per_body: usize) -> Vec<BodyPlan> {
+    let doors = ["d-main", "d-lab", "d-server", "d-dock"];
+    let cams = ["cam-lobby", "cam-lab-door", "cam-server"];
+    let readers = ["r-main-in", "r-main-out", "r-lab-in", "r-lab-out", "r-server-in", "r-dock-in"];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ (client + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut seq = 0u64;
+    let mut last_valid: Option<u64> = None;
+    let mut plans = Vec::with_capacity(bodies);
+    for _ in 0..bodies {
+        let mut plan = BodyPlan::default();
+        for no in 1..=per_body as u64 {
+            seq += 1;
+            let ts = BASE + seq * 100 + client * 25;
+            let r = next();
+            let line = match (r % 100, last_valid) {
+                (0..=4, _) => {
+                    plan.rejected.push((no, "unknown_device"));
+                    format!(r#"{{"ts":{ts},"type":"door.opened","door":"d-nowhere-{}"}}"#, r % 7)
+                }
+                (5..=9, _) => {
+                    plan.rejected.push((no, "invalid_json"));
+                    format!(r#"{{"ts":{ts},"type":"motion","camera":"#)
+                }
+                (10..=12, Some(prev)) => {
+                    plan.late.push(no);
+                    plan.valid += 1;
+                    format!(r#"{{"ts":{},"type":"heartbeat","device":"ctl-1"}}"#, prev - 600_000)
+                }
+                _ => {
+                    plan.valid += 1;
+                    last_valid = Some(ts);
+                    let k = (r >> 8) as usize;
+                    let door = doors[k % doors.len()];
+                    let cam = cams[k % cams.len()];
+                    let reader = readers[k % readers.len()];
+                    let card = k % 50;
+                    match (r >> 20) % 6 {
+                        0 => format!(r#"{{"ts":{ts},"type":"door.opened","door":"{door}"}}"#),
+                        1 => format!(r#"{{"ts":{ts},"type":"door.closed","door":"{door}"}}"#),
+                        2 => format!(r#"{{"ts":{ts},"type":"motion","camera":"{cam}"}}"#),
+                        3 => format!(r#"{{"ts":{ts},"type":"access.granted","reader":"{reader}","card":"c-{card}"}}"#),
+                        4 => format!(r#"{{"ts":{ts},"type":"access.denied","reader":"{reader}","card":"c-{card}"}}"#),
+                        _ => format!(r#"{{"ts":{ts},"type":"heartbeat","device":"ctl-1"}}"#),
+                    }
+                }
+            };
+            plan.text.push_str(&line);
+            plan.text.push('\n');
+        }
+        plans.push(plan);
+    }
+    plans
+}
+
+/// A client's totals: accepted, late, rejected by reason.
+type Tally = (u64, u64, BTreeMap<String, u64>);
+
+#[test]
+fn concurrent_clients_every_event_accounted_for() {
+    const CLIENTS: u64 = 4;
+    const BODIES: usize = 20;
+    const PER_BODY: usize = 500;
+    let t = TempDir::new("concurrent");
+    let srv = Server::start(&sample_site(), &t.join("data"), &[]);
+
+    let clients: Vec<JoinHandle<Tally>> = (0..CLIENTS)
+        .map(|c| {
+            let addr = srv.http;
+            std::thread::spawn(move || {
+                let (mut accepted, mut late) = (0u64, 0u64);
+                let mut rejected: BTreeMap<String, u64> = BTreeMap::new();
+                for (i, plan) in client_traffic(c, BODIES, PER_BODY).iter().enumerate() {
+                    let r = post_events(addr, plan.text.as_bytes(), &[])
+                        .unwrap_or_else(|e| panic!("client {c} body {i}: {e}"));
+                    assert_eq!(r.status, 200, "client {c} body {i}: {}", preview(&r.text()));
+                    let v = r.json();
+                    let a = v["accepted"].as_u64().unwrap_or_else(|| panic!("no accepted count: {v}"));
+                    let late_lines: Vec<u64> = v["late"]
+                        .as_array()
+                        .unwrap_or_else(|| panic!("no late array: {v}"))
+                        .iter()
+                        .map(|x| x["line"].as_u64().unwrap_or_else(|| panic!("late entry without line: {x}")))
+                        .collect();
+                    let mut rej: Vec<(u64, String)> = v["rejected"]
+                        .as_array()
+                        .unwrap_or_else(|| panic!("no rejected array: {v}"))
+                        .iter()
+                        .map(|x| (x["line"].as_u64().unwrap_or(0), x["reason"].as_str().unwrap_or("").to_string()))
+                        .collect();
+                    rej.sort();
+                    let want: Vec<(u64, String)> = plan.rejected.iter().map(|(n, r)| (*n, r.to_string())).collect();
+                    assert_eq!(rej, want, "client {c} body {i}: rejected lines and reasons");
+                    for n in &plan.late {
+                        assert!(
+                            late_lines.contains(n),
+                            "client {c} body {i}: line {n} is 10 minutes old, must be late"
+                        );
+                    }
+                    assert_eq!(
+                        a as usize + late_lines.len(),
+                        plan.valid,
+                        "client {c} body {i}: every valid line is accepted or late"
+                    );
+                    accepted += a;
+                    late += late_lines.len() as u64;
+                    for (_, reason) in rej {
+                        *rejected.entry(reason).or_insert(0) += 1;
+                    }
+                }
+                (accepted, late, rejected)
+            })
+        })
+        .collect();
+    let (mut accepted, mut late) = (0u64, 0u64);
+    let mut rejected: BTreeMap<String, u64> = BTreeMap::new();
+    for (c, h) in clients.into_iter().enumerate() {
+        let (a, l, r) = h.join().unwrap_or_else(|_| panic!("client {c} failed (its panic is printed above)"));
+        accepted += a;
+        late += l;
+        for (reason, n) in r {
+            *rejected.entry(reason).or_insert(0) += n;
+        }
+    }
+    let rejected_total: u64 = rejected.values().sum();
+    let sent = CLIENTS * BODIES as u64 * PER_BODY as u64;
+    assert_eq!(accepted + late + rejected_total, sent, "every line sent is accepted, late or rejected");
+    assert!(accepted > 0 && late > 0 && rejected_total > 0, "a mix: {accepted} accepted, {late} late, {rejected:?}");
+
+    let m = metrics(&srv);
+    assert_eq!(metric_sum(&m, "vigil_events_accepted_total"), accepted, "vigil_events_accepted_total");
+    assert_eq!(metric_sum(&m, "vigil_events_late_total"), late, "vigil_events_late_total");
+    assert_eq!(metric_sum(&m, "vigil_events_rejected_total"), rejected_total, "vigil_events_rejected_total");
+    for (reason, n) in &rejected {
+        assert_eq!(metric_where(&m, "vigil_events_rejected_total", "reason", reason), *n, "rejected {reason}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let processed = metric_sum(&metrics(&srv), "vigil_events_processed_total");
+        if processed == accepted {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "vigil_events_processed_total is {processed} after 10 s, {accepted} events were accepted"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn cef_over_udp_parses_back_to_the_alarm_fields() {
+    let receiver = UdpSocket::bind("127.0.0.1:0").expect("bind a UDP receiver");
+    receiver.set_read_timeout(Some(Duration::from_secs(1))).expect("read timeout");
+    let port = receiver.local_addr().expect("local address").port();
+    let syslog = format!("udp://127.0.0.1:{port}");
+    let t = TempDir::new("cef");
+    let srv = Server::start(&sample_site(), &t.join("data"), &["--syslog", syslog.as_str()]);
+
+    // d-dock has no camera: a forced door there is unconfirmed at once.
+    post_ok(&srv, &[format!(r#"{{"ts":{BASE},"type":"door.forced","door":"d-dock"}}"#)]);
+    advance(&srv, BASE + 20_000);
+    let alarms = wait_for_alarms(&srv, 1);
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    let alarm = &alarms[0];
+    assert_eq!(alarm["rule"], "forced_entry_unconfirmed", "{alarm}");
+    assert_eq!(alarm["door"], "d-dock", "{alarm}");
+    let rule = alarm["rule"].as_str().unwrap_or_default().to_string();
+    let ts = alarm["ts"].as_u64().unwrap_or_else(|| panic!("alarm ts: {alarm}"));
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut got = Vec::new();
+    let msg = loop {
+        assert!(Instant::now() < deadline, "no syslog datagram for {rule} within 30 s; got {got:?}");
+        let mut buf = vec![0u8; 65_536];
+        match receiver.recv(&mut buf) {
+            Ok(n) => {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if text.contains(&format!("|{rule}|")) {
+                    break text;
+                }
+                got.push(text);
+            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e) => panic!("UDP receive: {e}"),
+        }
+    };
+
+    assert!(msg.starts_with('<'), "RFC 5424 starts with <PRI>: {msg}");
+    let close = msg.find('>').unwrap_or_else(|| panic!("no PRI: {msg}"));
+    assert!(msg[1..close].parse::<u8>().is_ok(), "PRI is a number: {msg}");
+    assert!(msg[close + 1..].starts_with("1 "), "syslog version 1: {msg}");
+    assert!(msg.contains(" vigil - alarm - CEF:0|vigil|vigil|"), "APP-NAME, MSGID and the CEF header: {msg}");
+    let cef = &msg[msg.find("CEF:").unwrap_or_else(|| panic!("no CEF: {msg}"))..];
+    let (header, ext) = vigil_sidecar::cef::parse_cef(cef).unwrap_or_else(|| panic!("CEF does not parse: {cef}"));
+    assert_eq!(header.len(), 6, "{header:?}");
+    assert_eq!((header[0].as_str(), header[1].as_str()), ("vigil", "vigil"), "{header:?}");
+    assert_eq!(header[3], rule, "signature id = rule: {header:?}");
+    assert!(header[5].parse::<u8>().is_ok_and(|s| s <= 10), "severity 0..=10: {header:?}");
+    let field = |k: &str| ext.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+    assert_eq!(field("rt"), Some(ts.to_string()), "rt = the alarm ts: {ext:?}");
+    assert_eq!(field("cs1Label").as_deref(), Some("door"), "{ext:?}");
+    assert_eq!(field("cs1").as_deref(), Some("d-dock"), "{ext:?}");
+}
+
+#[test]
+fn hot_swap_over_http() {
+    let t = TempDir::new("swap");
+    let srv = Server::start(&sample_site(), &t.join("data"), &[]);
+
+    // Refused packs change nothing and say why.
+    let r = srv.post("/v1/rules", b"[[rule]]\nid = \"bogus_rule_x\"\nkind = \"nope\"\n");
+    assert_eq!(r.status, 400, "{}", r.text());
+    let v = r.json();
+    let errors: Vec<&str> = v["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no errors array: {v}"))
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(errors.iter().any(|e| e.contains("bogus_rule_x")), "the errors name the rule: {v}");
+    let r = srv.post("/v1/rules", b"[[rule]\nid = ");
+    assert_eq!(r.status, 400, "a TOML syntax error: {}", r.text());
+    assert!(r.json()["errors"].as_array().is_some_and(|e| !e.is_empty()), "{}", r.text());
+
+    // The default pack minus one rule.
+    let pack = std::fs::read_to_string(default_pack_path()).expect("read the default pack");
+    let mut parts = pack.split("[[rule]]");
+    let mut smaller = parts.next().unwrap_or_default().to_string();
+    let mut others: Vec<String> = Vec::new();
+    let mut dropped = false;
+    for part in parts {
+        let id = part
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("id = \"").and_then(|s| s.strip_suffix('"')))
+            .unwrap_or_else(|| panic!("a rule without id in the default pack: {part}"))
+            .to_string();
+        if id == "after_hours_access" {
+            dropped = true;
+            continue;
+        }
+        others.push(id);
+        smaller.push_str("[[rule]]");
+        smaller.push_str(part);
+    }
+    assert!(dropped, "the default pack has after_hours_access");
+    let r = srv.post("/v1/rules", smaller.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert!(v["at_ms"].is_u64(), "{v}");
+    let list = |k: &str| -> Vec<String> {
+        v[k].as_array()
+            .unwrap_or_else(|| panic!("no {k} array: {v}"))
+            .iter()
+            .map(|x| x.as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(list("removed"), ["after_hours_access"], "{v}");
+    let mut running = list("kept");
+    running.extend(list("started"));
+    running.sort();
+    others.sort();
+    assert_eq!(running, others, "every other rule keeps running: {v}");
+}
+
+#[test]
+fn live_time_fires_held_open_on_a_quiet_site() {
+    let t = TempDir::new("live");
+    let site = t.join("site.toml");
+    std::fs::write(
+        &site,
+        "[site]\nid = \"quiet\"\n\n[[area]]\nid = \"street\"\n[[area]]\nid = \"hall\"\n\n\
+         [[door]]\nid = \"d-quiet\"\nfrom = \"street\"\nto = \"hall\"\nheld_open_s = 2\n",
+    )
+    .expect("write site.toml");
+    let srv = Server::start_live(&site, &t.join("data"), &["--idle-ms", "200"]);
+
+    let opened = now_ms();
+    post_ok(&srv, &[format!(r#"{{"ts":{opened},"type":"door.opened","door":"d-quiet"}}"#)]);
+    // Nothing else arrives: only the wall clock can close the 2 s window (+ 2 s lateness).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let alarms = all_alarms(&srv);
+        if let Some(a) = alarms.iter().find(|a| a["rule"] == "door_held_open") {
+            assert_eq!(a["door"], "d-quiet", "{a}");
+            assert_eq!(a["ts"], opened, "the trigger is the opened event: {a}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no door_held_open within 15 s of a lone door.opened on a quiet site; alarms: {alarms:?}\nstderr:\n{}",
+            srv.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
