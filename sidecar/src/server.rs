@@ -275,22 +275,28 @@ async fn get_metrics(State(app): State<App>) -> Response {
         .into_response()
 }
 
+/// The next connection, or `None` once `stop` changes. Accept errors (out of file descriptors)
+/// are logged and retried after a pause instead of ending the listener.
+async fn accept(listener: &TcpListener, stop: &mut watch::Receiver<bool>) -> Option<(TcpStream, SocketAddr)> {
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => return Some(x),
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = stop.changed() => return None,
+        }
+    }
+}
+
 /// Serves HTTP on `listener` until `stop` turns true.
 pub async fn serve_http(listener: TcpListener, core: Arc<Core>, net: NetConfig, mut stop: watch::Receiver<bool>) {
     let header_timeout = net.header_timeout;
     let app = router(App { core, net: Arc::new(net) });
-    loop {
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = stop.changed() => break,
-        };
+    while let Some((stream, peer)) = accept(&listener, &mut stop).await {
         let svc = TowerToHyperService::new(app.clone());
         tokio::spawn(async move {
             let mut builder = hyper::server::conn::http1::Builder::new();
@@ -304,18 +310,7 @@ pub async fn serve_http(listener: TcpListener, core: Arc<Core>, net: NetConfig, 
 
 /// Serves the raw TCP NDJSON port until `stop` turns true.
 pub async fn serve_tcp(listener: TcpListener, core: Arc<Core>, max_line: usize, mut stop: watch::Receiver<bool>) {
-    loop {
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = stop.changed() => break,
-        };
+    while let Some((stream, peer)) = accept(&listener, &mut stop).await {
         let core = core.clone();
         tokio::spawn(async move {
             if let Err(e) = tcp_connection(stream, core, max_line).await {
