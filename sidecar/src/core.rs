@@ -237,6 +237,8 @@ struct Journal {
 }
 
 const RECENT: usize = 4_096;
+/// CEF messages waiting for the syslog thread.
+const SYSLOG_QUEUE: usize = 65_536;
 
 /// Journaler progress: alarms received from the engine (cumulative across restarts, like the
 /// engine's count) and, for recent counts, the last journal seq at that count.
@@ -370,8 +372,27 @@ impl Core {
             cfg,
         });
 
+        // CEF goes out on its own thread behind a bounded queue: a stalled SIEM must never stall
+        // the journal (and through it checkpoints and ingest). When the queue is full the alarm
+        // is counted as a syslog error; the journal and SSE still have it.
         let syslog = match &core.cfg.syslog {
-            Some(url) => Some(SyslogSink::connect(url).map_err(|e| CoreError::Rules(e.to_string()))?),
+            Some(url) => {
+                let mut sink = SyslogSink::connect(url).map_err(|e| CoreError::Rules(e.to_string()))?;
+                let (tx, rx) = crossbeam_channel::bounded::<String>(SYSLOG_QUEUE);
+                let c = core.clone();
+                std::thread::Builder::new()
+                    .name("vigil-syslog".into())
+                    .spawn(move || {
+                        for msg in rx.iter() {
+                            if let Err(e) = sink.send(&msg) {
+                                c.metrics.syslog_errors.fetch_add(1, Ordering::Relaxed);
+                                tracing::warn!(error = %e, "syslog send failed");
+                            }
+                        }
+                    })
+                    .map_err(io_err(&core.cfg.data_dir))?;
+                Some(tx)
+            }
             None => None,
         };
         let c = core.clone();
@@ -644,7 +665,7 @@ impl Core {
         self: Arc<Self>,
         alarms: crossbeam_channel::Receiver<Alarm>,
         mut seen: HashMap<Identity, u64>,
-        mut syslog: Option<SyslogSink>,
+        syslog: Option<crossbeam_channel::Sender<String>>,
     ) {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "vigil".into());
         let version = env!("CARGO_PKG_VERSION");
@@ -674,11 +695,10 @@ impl Core {
                 drop(j);
                 self.metrics.count_alarm(&alarm, seq);
                 let _ = self.live.send(seq);
-                if let Some(s) = syslog.as_mut() {
+                if let Some(tx) = syslog.as_ref() {
                     let msg = cef::syslog_5424(&cef::cef(&alarm, version), alarm.ts, &host, alarm.priority);
-                    if let Err(e) = s.send(&msg) {
+                    if tx.try_send(msg).is_err() {
                         self.metrics.syslog_errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(error = %e, "syslog send failed");
                     }
                 }
             }
