@@ -140,7 +140,10 @@ impl Metrics {
         let _ = writeln!(s, "# HELP vigil_checkpoints_total Checkpoints taken since start.");
         let _ = writeln!(s, "# TYPE vigil_checkpoints_total counter");
         let _ = writeln!(s, "vigil_checkpoints_total {}", self.checkpoints.load(Ordering::Relaxed));
-        let _ = writeln!(s, "# HELP vigil_syslog_errors_total CEF/syslog messages not sent (send failed, or the 65 536-message queue was full).");
+        let _ = writeln!(
+            s,
+            "# HELP vigil_syslog_errors_total CEF/syslog messages not sent (send failed, or the 65 536-message queue was full)."
+        );
         let _ = writeln!(s, "# TYPE vigil_syslog_errors_total counter");
         let _ = writeln!(s, "vigil_syslog_errors_total {}", self.syslog_errors.load(Ordering::Relaxed));
         s
