@@ -71,15 +71,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             guess
         }
     };
-    let text = std::fs::read_to_string(&site_path).with_context(|| format!("reading {}", site_path.display()))?;
-    let topo = Topology::from_toml(&text).map_err(|e| anyhow::anyhow!("{}:\n{e}", site_path.display()))?;
-    let pack = match &args.rules {
-        None => RulePack::default_pack(),
-        Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            RulePack::from_toml(&text, &topo).map_err(|e| anyhow::anyhow!("{}:\n{e}", p.display()))?
-        }
-    };
+    let (_, topo) = crate::config::read_site(&site_path)?;
+    let (_, pack) = crate::config::read_rules(args.rules.as_deref(), &topo)?;
     let topo = Arc::new(topo);
     if args.workers == 0 {
         bail!("--workers must be at least 1");

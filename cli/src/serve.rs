@@ -6,8 +6,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-use vigil_rules::{RulePack, Topology};
 use vigil_sidecar::seglog::Fsync;
 use vigil_sidecar::{Config, NetConfig, ServeOptions};
 
@@ -80,17 +78,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let site_text = std::fs::read_to_string(&args.site).with_context(|| format!("reading {}", args.site.display()))?;
-    let topo = Topology::from_toml(&site_text).map_err(|e| anyhow::anyhow!("{}: {e}", args.site.display()))?;
+    let (site_text, topo) = crate::config::read_site(&args.site)?;
+    let (rules_text, _) = crate::config::read_rules(args.rules.as_deref(), &topo)?;
     let topo = Arc::new(topo);
-    let rules_text = match &args.rules {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            RulePack::from_toml(&text, &topo).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-            Some(text)
-        }
-        None => None,
-    };
     let fsync = match args.fsync {
         FsyncArg::Always => Fsync::Always,
         FsyncArg::Interval => Fsync::Interval(Duration::from_millis(100)),

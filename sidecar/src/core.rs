@@ -226,7 +226,6 @@ struct Ingest {
     last_input: Instant,
     pack: Option<String>,
     dead: Option<File>,
-    buf: Vec<u8>,
 }
 
 /// The journal and its live tail.
@@ -315,17 +314,16 @@ impl Core {
             .lateness(Lateness { ms: cfg.lateness_ms })
             .queue_batches(cfg.queue_batches)
             .max_line_bytes(cfg.max_line);
-        let (mut received, journal_seq, ingest_from) = (0, 0, ingest_log.first_seq());
-        let (mut journal_seq, mut ingest_from) = (journal_seq, ingest_from);
-        let (mut watermark, mut max_ts) = (0, None);
-        if let Some((h, snap)) = checkpoint {
-            received = snap.alarms_sent();
-            journal_seq = h.journal_seq;
-            ingest_from = h.ingest_offset;
-            watermark = h.watermark;
-            max_ts = h.max_ts;
-            builder = builder.restore(snap);
-        }
+        // Where the checkpoint leaves off: alarms received, journal seq, ingest-log offset,
+        // watermark, largest ts. Without one: from the start of the logs.
+        let (received, journal_seq, ingest_from, watermark, max_ts) = match checkpoint {
+            Some((h, snap)) => {
+                let at = (snap.alarms_sent(), h.journal_seq, h.ingest_offset, h.watermark, h.max_ts);
+                builder = builder.restore(snap);
+                at
+            }
+            None => (0, 0, ingest_log.first_seq(), 0, None),
+        };
         let engine = builder.build()?;
         let source = engine.source("sidecar");
         let alarms = engine.alarms().clone();
@@ -357,7 +355,6 @@ impl Core {
                 last_input: Instant::now(),
                 pack: pack_text,
                 dead: Some(dead),
-                buf: Vec::new(),
             }),
             journal: Mutex::new(Journal { log: journal_log, recent }),
             progress: Mutex::new(Progress { received, history: VecDeque::new() }),
@@ -509,14 +506,12 @@ impl Core {
             if !replay {
                 g.log.append(&accepted)?;
             }
-            let mut buf = std::mem::take(&mut g.buf);
-            buf.clear();
+            // One buffer per batch: the engine takes ownership of it.
+            let mut bytes = Vec::with_capacity(accepted.iter().map(|a| a.len() + 1).sum());
             for a in &accepted {
-                buf.extend_from_slice(a);
-                buf.push(b'\n');
+                bytes.extend_from_slice(a);
+                bytes.push(b'\n');
             }
-            let bytes = buf.clone();
-            g.buf = buf;
             g.source.push_ndjson(bytes).map_err(|_| CoreError::Stopping)?;
             g.last_input = Instant::now();
         }
@@ -669,6 +664,7 @@ impl Core {
     ) {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "vigil".into());
         let version = env!("CARGO_PKG_VERSION");
+        let mut last_seq = lock(&self.journal).log.next_seq().saturating_sub(1);
         for mut alarm in alarms.iter() {
             let id = identity_of(&alarm);
             // The engine emits an identity once per run; `seen` covers the run before a restart.
@@ -680,6 +676,7 @@ impl Core {
                 let line = alarm.to_json();
                 match j.log.append(&[line.as_bytes()]) {
                     Ok(_) => {
+                        last_seq = seq;
                         j.recent.push_back((seq, Arc::from(line.as_str())));
                         if j.recent.len() > RECENT {
                             j.recent.pop_front();
@@ -702,11 +699,10 @@ impl Core {
                     }
                 }
             }
-            let seq_now = lock(&self.journal).log.next_seq().saturating_sub(1);
             let mut p = lock(&self.progress);
             p.received += 1;
             let n = p.received;
-            p.history.push_back((n, seq_now));
+            p.history.push_back((n, last_seq));
             if p.history.len() > 65_536 {
                 p.history.pop_front();
             }

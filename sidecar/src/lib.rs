@@ -71,12 +71,12 @@ pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
         .map_err(|source| ServeError::Io { what: "cannot start the runtime".into(), source })?;
     let core = Core::open(opts.core.clone())?;
     runtime.block_on(async move {
-        let http = server::bind(opts.listen)
+        let http = tokio::net::TcpListener::bind(opts.listen)
             .await
             .map_err(|source| ServeError::Io { what: format!("cannot listen on {}", opts.listen), source })?;
         let tcp = match opts.tcp {
             Some(a) => Some(
-                server::bind(a)
+                tokio::net::TcpListener::bind(a)
                     .await
                     .map_err(|source| ServeError::Io { what: format!("cannot listen on {a}"), source })?,
             ),

@@ -438,11 +438,6 @@ async fn read_line_limited<R: tokio::io::AsyncBufRead + Unpin>(
     }
 }
 
-/// Binds a listener (the loopback/token policy is checked before, in [`crate::run`]).
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
