@@ -15,6 +15,13 @@
 //! the counter is zero, no operator can act again before the workers thaw, so each worker
 //! captures its own operators, and they thaw together when the last has captured.
 //!
+//! **Alarms past the cut.** The checkpoint covers alarms `1..=`[`Snapshot::alarms_sent`], all
+//! sent when it returns. Thawed workers go on at once (a worker that froze below another's
+//! watermark catches up with it even without new input), so a host may receive later alarms
+//! before it dies; the restored engine raises those again, numbered from `alarms_sent + 1` but
+//! not necessarily in the same order. A host that must show each alarm once dedupes those by
+//! identity (rule, ts, key), as the sidecar's journal does.
+//!
 //! **Restoring** needs the same worker count, site and rules (checked; rule ids are matched by
 //! name and definition, so a restored engine may number its rules differently). Not available in
 //! cluster mode, like hot swap.
