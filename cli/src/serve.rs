@@ -75,6 +75,11 @@ pub struct Args {
     /// Journal and ingest-log segment size (bytes) before rotation.
     #[arg(long, default_value_t = 64 << 20)]
     segment_bytes: u64,
+    /// Journal retention: at each checkpoint, delete the oldest journal segments while the journal
+    /// is larger than this many bytes (never alarms the checkpoint does not cover). Default: keep
+    /// every alarm.
+    #[arg(long)]
+    journal_keep_bytes: Option<u64>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -101,6 +106,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             queue_batches: args.queue_batches.max(2),
             syslog: args.syslog,
             segment_bytes: args.segment_bytes.max(4_096),
+            journal_keep_bytes: args.journal_keep_bytes,
         },
         net: NetConfig {
             token: args.token.filter(|t| !t.is_empty()),

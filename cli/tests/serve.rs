@@ -106,6 +106,66 @@ fn sse_resume_with_last_event_id_gets_exactly_the_missed_alarms() {
     assert_eq!(v["next"].as_u64(), Some(k + 5), "next = the last id returned");
 }
 
+#[test]
+fn journal_retention_deletes_covered_alarms_and_tells_a_console_behind_it() {
+    let demo = demo();
+    let t = TempDir::new("retention");
+    let data = t.join("data");
+    let keep = 8_192u64;
+    let srv =
+        Server::start(&demo_site(), &data, &["--segment-bytes", "4096", "--journal-keep-bytes", &keep.to_string()]);
+    for chunk in demo.lines.chunks(2_000) {
+        post_ok(&srv, chunk);
+    }
+    advance(&srv, demo.max_ts + 1);
+    let alarms = wait_for_alarms(&srv, demo.oracle.len());
+    assert_same_alarms(&alarms, &demo.oracle, "HTTP ingest vs vigil replay");
+    let n = alarms.len() as u64;
+    let journal_bytes = || -> u64 {
+        std::fs::read_dir(&data)
+            .expect("read the data dir")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("journal"))
+            .map(|e| e.metadata().expect("stat a journal segment").len())
+            .sum()
+    };
+    assert!(
+        journal_bytes() > keep + 4_096,
+        "the demo's alarms fill more than the retention ({} bytes)",
+        journal_bytes()
+    );
+
+    // Retention runs at checkpoints: the oldest segments go, the newest `keep` bytes stay.
+    let r = srv.post("/v1/checkpoint", b"");
+    assert_eq!(r.status, 200, "POST /v1/checkpoint: {}", r.text());
+    let on_disk = journal_bytes();
+    assert!(on_disk <= keep + 4_096 + 1_024, "journal after retention: {on_disk} bytes, keep {keep}");
+    let page = srv.get("/v1/alarms?after=0&limit=1000").json();
+    let first = page["first"].as_u64().unwrap_or_else(|| panic!("GET /v1/alarms has a numeric first: {page}"));
+    assert!(first > 1 && first <= n, "first retained seq {first} of {n}");
+    let ids: Vec<u64> = page["alarms"].as_array().expect("alarms").iter().filter_map(|a| a["id"].as_u64()).collect();
+    assert_eq!(ids, (first..=n).collect::<Vec<_>>(), "the page starts at the oldest retained alarm");
+    for a in page["alarms"].as_array().expect("alarms") {
+        let id = a["id"].as_u64().expect("id");
+        assert_eq!(a, &alarms[(id - 1) as usize], "retained alarm {id} is unchanged");
+    }
+    assert_eq!(metric_sum(&metrics(&srv), "vigil_journal_first_seq"), first);
+
+    // A console that last saw alarm 0 learns what it missed, then gets the rest once, in order.
+    let mut behind = Sse::open(srv.http, "/v1/alarms/stream", &[("Last-Event-ID", "0")]);
+    let gap = behind.next_frame(Instant::now() + Duration::from_secs(30)).expect("a first frame");
+    assert_eq!(gap.event, "gap", "first frame for a console behind retention: {gap:?}");
+    let v: Value = serde_json::from_str(&gap.data).unwrap_or_else(|e| panic!("gap data is JSON ({e}): {gap:?}"));
+    assert_eq!((v["after"].as_u64(), v["first"].as_u64()), (Some(0), Some(first)), "gap {v}");
+    let frames = behind.read_alarms((n - first + 1) as usize, Duration::from_secs(30));
+    assert_eq!(ids_of(&frames), (first..=n).collect::<Vec<_>>());
+
+    // A console inside the retained journal sees no gap.
+    let mut inside = Sse::open(srv.http, "/v1/alarms/stream", &[("Last-Event-ID", &first.to_string())]);
+    let frames = inside.read_alarms((n - first) as usize, Duration::from_secs(30));
+    assert_eq!(ids_of(&frames), (first + 1..=n).collect::<Vec<_>>());
+}
+
 /// Waits until the posting thread has `target` bodies acknowledged.
 fn wait_until_acked(acked: &AtomicUsize, target: usize, poster: &JoinHandle<Vec<String>>) {
     let deadline = Instant::now() + Duration::from_secs(180);

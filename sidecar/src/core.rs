@@ -61,6 +61,9 @@ pub struct Config {
     pub syslog: Option<String>,
     /// Journal segment size before rotation.
     pub segment_bytes: u64,
+    /// Journal retention: at each checkpoint, the oldest journal segments the checkpoint covers are
+    /// deleted while the journal is larger than this. `None` keeps every alarm forever.
+    pub journal_keep_bytes: Option<u64>,
 }
 
 /// Errors of the sidecar core.
@@ -228,6 +231,15 @@ struct Ingest {
     dead: Option<File>,
 }
 
+/// A page of the journal.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// The oldest seq the journal holds.
+    pub first: u64,
+    /// (seq, alarm JSON), ascending.
+    pub alarms: Vec<(u64, Arc<str>)>,
+}
+
 /// The journal and its live tail.
 struct Journal {
     log: SegmentLog,
@@ -344,7 +356,7 @@ impl Core {
         let dead_path = cfg.data_dir.join("late.ndjson");
         let dead = OpenOptions::new().create(true).append(true).open(&dead_path).map_err(io_err(&dead_path))?;
         let (live, _) = tokio::sync::broadcast::channel(1_024);
-        let metrics = Metrics::new(journal_log.next_seq().saturating_sub(1));
+        let metrics = Metrics::new(journal_log.next_seq().saturating_sub(1), journal_log.first_seq());
         let core = Arc::new(Core {
             ingest: Mutex::new(Ingest {
                 source,
@@ -643,6 +655,15 @@ impl Core {
         write_checkpoint(&self.cfg.data_dir, &header, &body)?;
         let deleted = g.log.truncate_before(offset)?;
         drop(g);
+        if let Some(keep) = self.cfg.journal_keep_bytes {
+            // Recovery reads the journal after `journal_seq`; older alarms only serve consoles.
+            let mut j = lock(&self.journal);
+            let pruned = j.log.prune_to(keep, journal_seq + 1)?;
+            self.metrics.journal_first_seq.store(j.log.first_seq(), Ordering::Relaxed);
+            if pruned > 0 {
+                tracing::info!(segments = pruned, first_seq = j.log.first_seq(), "journal retention");
+            }
+        }
         *lock(&self.last_checkpoint) = Instant::now();
         self.metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
         tracing::info!(
@@ -711,19 +732,28 @@ impl Core {
         }
     }
 
-    /// Journaled alarms with seq > `after`, at most `limit`, in order.
-    pub fn alarms_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Arc<str>)>, CoreError> {
+    /// Journaled alarms with seq > `after`, at most `limit`, in order, and the oldest seq the
+    /// journal still holds (when it is above `after + 1`, retention deleted the ones between).
+    pub fn alarms_after(&self, after: u64, limit: usize) -> Result<Page, CoreError> {
         let j = lock(&self.journal);
-        if let Some(&(first, _)) = j.recent.front() {
-            if after + 1 >= first {
-                return Ok(j.recent.iter().filter(|(s, _)| *s > after).take(limit).cloned().collect());
+        let first = j.log.first_seq();
+        if let Some(&(oldest_recent, _)) = j.recent.front() {
+            if after + 1 >= oldest_recent {
+                let alarms = j.recent.iter().filter(|(s, _)| *s > after && *s >= first).take(limit).cloned().collect();
+                return Ok(Page { first, alarms });
             }
         }
-        let mut out = Vec::new();
+        let mut alarms = Vec::new();
         j.log.read_from(after + 1, limit, |seq, line| {
-            out.push((seq, Arc::from(String::from_utf8_lossy(line).as_ref())))
+            alarms.push((seq, Arc::from(String::from_utf8_lossy(line).as_ref())))
         })?;
-        Ok(out)
+        Ok(Page { first, alarms })
+    }
+
+    /// The oldest seq still in the journal (retention deletes older ones, see
+    /// [`Config::journal_keep_bytes`]); `journal_seq() + 1` when it is empty.
+    pub fn journal_first_seq(&self) -> u64 {
+        lock(&self.journal).log.first_seq()
     }
 
     /// The last journaled seq.

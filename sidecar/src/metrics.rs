@@ -28,6 +28,8 @@ pub struct Metrics {
     pub syslog_errors: AtomicU64,
     /// Last journal seq.
     pub journal_seq: AtomicU64,
+    /// Oldest seq retained in the journal.
+    pub journal_first_seq: AtomicU64,
     alarms: Mutex<BTreeMap<(String, &'static str), u64>>,
     latency: Mutex<BTreeMap<String, Histogram<u64>>>,
 }
@@ -46,8 +48,8 @@ pub struct EngineReading {
 }
 
 impl Metrics {
-    /// Zeroed counters; `journal_seq` from the journal.
-    pub fn new(journal_seq: u64) -> Metrics {
+    /// Zeroed counters; `journal_seq` and `journal_first_seq` from the journal.
+    pub fn new(journal_seq: u64, journal_first_seq: u64) -> Metrics {
         Metrics {
             accepted: AtomicU64::new(0),
             late: AtomicU64::new(0),
@@ -56,6 +58,7 @@ impl Metrics {
             checkpoints: AtomicU64::new(0),
             syslog_errors: AtomicU64::new(0),
             journal_seq: AtomicU64::new(journal_seq),
+            journal_first_seq: AtomicU64::new(journal_first_seq),
             alarms: Mutex::new(BTreeMap::new()),
             latency: Mutex::new(BTreeMap::new()),
         }
@@ -137,6 +140,9 @@ impl Metrics {
         let _ = writeln!(s, "# HELP vigil_journal_seq Sequence number of the last journaled alarm.");
         let _ = writeln!(s, "# TYPE vigil_journal_seq gauge");
         let _ = writeln!(s, "vigil_journal_seq {}", self.journal_seq.load(Ordering::Relaxed));
+        let _ = writeln!(s, "# HELP vigil_journal_first_seq Oldest alarm seq retained in the journal.");
+        let _ = writeln!(s, "# TYPE vigil_journal_first_seq gauge");
+        let _ = writeln!(s, "vigil_journal_first_seq {}", self.journal_first_seq.load(Ordering::Relaxed));
         let _ = writeln!(s, "# HELP vigil_checkpoints_total Checkpoints taken since start.");
         let _ = writeln!(s, "# TYPE vigil_checkpoints_total counter");
         let _ = writeln!(s, "vigil_checkpoints_total {}", self.checkpoints.load(Ordering::Relaxed));

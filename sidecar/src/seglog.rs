@@ -431,6 +431,39 @@ impl SegmentLog {
         Ok(doomed)
     }
 
+    /// Bytes on disk of every retained segment (the sealed ones are measured with `stat`).
+    pub fn retained_bytes(&self) -> Result<u64, LogError> {
+        let mut total = self.current_len;
+        for &first in &self.segments[..self.segments.len() - 1] {
+            total += self.sealed_len(first)?;
+        }
+        Ok(total)
+    }
+
+    /// Retention: deletes the oldest segments while the log holds more than `max_bytes`, but only
+    /// segments all of whose records have seq < `before` (what a checkpoint no longer needs), and
+    /// never the current one. Returns how many files were deleted.
+    pub fn prune_to(&mut self, max_bytes: u64, before: u64) -> Result<usize, LogError> {
+        let mut total = self.retained_bytes()?;
+        let mut cut = 0;
+        for pair in self.segments.windows(2) {
+            if total <= max_bytes || pair[1] > before {
+                break;
+            }
+            total -= self.sealed_len(pair[0])?;
+            cut = pair[1];
+        }
+        if cut == 0 { Ok(0) } else { self.truncate_before(cut) }
+    }
+
+    fn sealed_len(&self, first: u64) -> Result<u64, LogError> {
+        let path = segment_path(&self.dir, &self.prefix, first);
+        match fs::metadata(&path) {
+            Ok(m) => Ok(m.len()),
+            Err(source) => Err(LogError::Read { log: self.prefix.clone(), path, source }),
+        }
+    }
+
     /// Seals the current segment (synced if dirty, so [`SegmentLog::sync`] keeps covering every
     /// record) and starts a new one at `next_seq`.
     fn rotate(&mut self) -> Result<(), LogError> {
@@ -901,6 +934,35 @@ mod tests {
         assert_eq!(got.first().map(|(seq, _)| *seq), Some(last));
         assert_eq!(got[got.len() - 2..], [(101, b"x".to_vec()), (102, b"y".to_vec())]);
         assert_eq!(got.len() as u64, 102 - last + 1);
+    }
+
+    #[test]
+    fn prune_keeps_the_newest_bytes_and_what_is_still_needed() {
+        let tmp = TempDir::new("prune");
+        let mut log = SegmentLog::open(&tmp.0, "journal", small(100)).unwrap();
+        fill(&mut log, 100, 5);
+        let before = log.segments.clone();
+        assert!(before.len() >= 5, "{before:?}");
+        let total = log.retained_bytes().unwrap();
+        let on_disk: u64 =
+            before.iter().map(|s| fs::metadata(segment_path(&tmp.0, "journal", *s)).unwrap().len()).sum();
+        assert_eq!(total, on_disk);
+
+        // Under the limit: nothing goes.
+        assert_eq!(log.prune_to(total, u64::MAX).unwrap(), 0);
+        // Over it, but no segment is wholly below `before`: nothing goes.
+        assert_eq!(log.prune_to(0, before[1] - 1).unwrap(), 0);
+        // Over it: oldest first, only down to `before`.
+        assert_eq!(log.prune_to(0, before[2]).unwrap(), 2);
+        assert_eq!(log.first_seq(), before[2]);
+        // A limit that one more segment satisfies deletes exactly that one.
+        let left = log.retained_bytes().unwrap();
+        assert_eq!(log.prune_to(left - 1, u64::MAX).unwrap(), 1);
+        assert_eq!(segment_files(&tmp.0, "journal"), before[3..].to_vec());
+        assert_eq!(read_all(&log, 1, usize::MAX), expected(before[3]..101));
+        // Never the current segment.
+        log.prune_to(0, u64::MAX).unwrap();
+        assert_eq!(segment_files(&tmp.0, "journal"), vec![*before.last().unwrap()]);
     }
 
     #[test]

@@ -202,16 +202,16 @@ async fn get_alarms(State(app): State<App>, Query(q): Query<PageQuery>) -> Respo
     let limit = q.limit.unwrap_or(1_000).min(100_000);
     let core = app.core.clone();
     match tokio::task::spawn_blocking(move || core.alarms_after(after, limit)).await {
-        Ok(Ok(items)) => {
-            let next = items.last().map_or(after, |(s, _)| *s);
+        Ok(Ok(page)) => {
+            let next = page.alarms.last().map_or(after, |(s, _)| *s);
             let mut body = String::from("{\"alarms\":[");
-            for (i, (_, a)) in items.iter().enumerate() {
+            for (i, (_, a)) in page.alarms.iter().enumerate() {
                 if i > 0 {
                     body.push(',');
                 }
                 body.push_str(a);
             }
-            body.push_str(&format!("],\"next\":{next}}}"));
+            body.push_str(&format!("],\"next\":{next},\"first\":{}}}", page.first));
             json(StatusCode::OK, body)
         }
         Ok(Err(e)) => core_error(e),
@@ -248,9 +248,15 @@ async fn get_stream(
                 return Some((Ok(ev), (core, rx, last, queue)));
             }
             let c = core.clone();
-            let batch = tokio::task::spawn_blocking(move || c.alarms_after(last, 1_000)).await.ok()?.ok()?;
-            if !batch.is_empty() {
-                queue.extend(batch);
+            let page = tokio::task::spawn_blocking(move || c.alarms_after(last, 1_000)).await.ok()?.ok()?;
+            if page.first > last + 1 {
+                // Retention deleted alarms this console has not seen: say so, once, then go on.
+                let gap = format!("{{\"after\":{last},\"first\":{}}}", page.first);
+                last = page.first - 1;
+                return Some((Ok(SseEvent::default().event("gap").data(gap)), (core, rx, last, queue)));
+            }
+            if !page.alarms.is_empty() {
+                queue.extend(page.alarms);
                 continue;
             }
             match rx.recv().await {
