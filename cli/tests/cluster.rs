@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 const SITE: &str = "../replay-data/samples/site.toml";
 
@@ -38,8 +39,12 @@ fn traffic(n: usize) -> String {
     out
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("an ephemeral port")
+/// Two distinct free ports (both bound at once, then released for the children).
+fn free_ports() -> (u16, u16) {
+    let bind = || TcpListener::bind("127.0.0.1:0").expect("an ephemeral port");
+    let (a, b) = (bind(), bind());
+    let port = |l: &TcpListener| l.local_addr().expect("bound").port();
+    (port(&a), port(&b))
 }
 
 fn identities(path: &Path) -> BTreeSet<(String, u64, String)> {
@@ -73,8 +78,9 @@ fn two_processes_give_the_same_alarms_as_one() {
     assert!(expected.len() > 100, "the traffic should raise many alarms, got {}", expected.len());
 
     let hosts = dir.join("hosts");
-    std::fs::write(&hosts, format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port())).expect("hosts");
-    let children: Vec<_> = (0..2)
+    let (p0, p1) = free_ports();
+    std::fs::write(&hosts, format!("127.0.0.1:{p0}\n127.0.0.1:{p1}\n")).expect("hosts");
+    let mut children: Vec<_> = (0..2)
         .map(|i| {
             Command::new(vigil)
                 .args(["replay", "--site", SITE, "--processes", "2", "--process", &i.to_string(), "--hosts"])
@@ -87,6 +93,17 @@ fn two_processes_give_the_same_alarms_as_one() {
                 .expect("spawn vigil")
         })
         .collect();
+    // A cluster that cannot form (a port taken meanwhile) must fail the test, not hang it.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while children.iter_mut().any(|c| c.try_wait().expect("poll a child").is_none()) {
+        if Instant::now() >= deadline {
+            for c in &mut children {
+                let _ = c.kill();
+            }
+            panic!("the 2-process replay did not finish within 600 s (ports {p0}, {p1})");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let mut events_seen = 0u64;
     for child in children {
         let out = child.wait_with_output().expect("wait");

@@ -112,8 +112,10 @@ fn journal_retention_deletes_covered_alarms_and_tells_a_console_behind_it() {
     let t = TempDir::new("retention");
     let data = t.join("data");
     let keep = 8_192u64;
-    let srv =
-        Server::start(&demo_site(), &data, &["--segment-bytes", "4096", "--journal-keep-bytes", &keep.to_string()]);
+    // Only the explicit checkpoint below may prune (no periodic one while the demo is posted).
+    let keep_arg = keep.to_string();
+    let args = ["--segment-bytes", "4096", "--journal-keep-bytes", &keep_arg, "--checkpoint-s", "100000"];
+    let srv = Server::start(&demo_site(), &data, &args);
     for chunk in demo.lines.chunks(2_000) {
         post_ok(&srv, chunk);
     }
@@ -480,7 +482,8 @@ fn slowloris_partial_request_times_out_and_server_stays_responsive() {
     let asked = Instant::now();
     let h = srv.get("/healthz");
     assert_eq!(h.status, 200);
-    assert!(asked.elapsed() < Duration::from_secs(5), "/healthz took {:?} beside a stalled request", asked.elapsed());
+    // Not a speed test: well under the 10 s header timeout means the stall did not block it.
+    assert!(asked.elapsed() < Duration::from_secs(8), "/healthz took {:?} beside a stalled request", asked.elapsed());
     post_ok(&srv, &[format!(r#"{{"ts":{BASE},"type":"heartbeat","device":"ctl-1"}}"#)]);
 
     // The server gives up on the stalled request (its header timeout is 10 s) and closes.
@@ -653,7 +656,7 @@ fn concurrent_clients_every_event_accounted_for() {
     for (reason, n) in &rejected {
         assert_eq!(metric_where(&m, "vigil_events_rejected_total", "reason", reason), *n, "rejected {reason}");
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let processed = metric_sum(&metrics(&srv), "vigil_events_processed_total");
         if processed == accepted {
@@ -661,7 +664,7 @@ fn concurrent_clients_every_event_accounted_for() {
         }
         assert!(
             Instant::now() < deadline,
-            "vigil_events_processed_total is {processed} after 10 s, {accepted} events were accepted"
+            "vigil_events_processed_total is {processed} after 120 s, {accepted} events were accepted"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -794,10 +797,22 @@ fn live_time_fires_held_open_on_a_quiet_site() {
     .expect("write site.toml");
     let srv = Server::start_live(&site, &t.join("data"), &["--idle-ms", "200"]);
 
-    let opened = now_ms();
-    post_ok(&srv, &[format!(r#"{{"ts":{opened},"type":"door.opened","door":"d-quiet"}}"#)]);
+    // The wall-clock watermark trails by the 2 s lateness; a machine that stalls longer between
+    // reading the clock and the server ingesting the line makes it late: read the clock again.
+    let mut opened = now_ms();
+    for attempt in 1.. {
+        let line = format!(r#"{{"ts":{opened},"type":"door.opened","door":"d-quiet"}}"#);
+        let r = post_events(srv.http, format!("{line}\n").as_bytes(), &[]).expect("POST /v1/events");
+        assert_eq!(r.status, 200, "POST /v1/events: {}", r.text());
+        let v = r.json();
+        if is_clean(&v, 1) {
+            break;
+        }
+        assert!(attempt < 5 && v["late"].as_array().is_some_and(|l| l.len() == 1), "door.opened refused: {v}");
+        opened = now_ms();
+    }
     // Nothing else arrives: only the wall clock can close the 2 s window (+ 2 s lateness).
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let alarms = all_alarms(&srv);
         if let Some(a) = alarms.iter().find(|a| a["rule"] == "door_held_open") {
@@ -807,7 +822,7 @@ fn live_time_fires_held_open_on_a_quiet_site() {
         }
         assert!(
             Instant::now() < deadline,
-            "no door_held_open within 15 s of a lone door.opened on a quiet site; alarms: {alarms:?}\nstderr:\n{}",
+            "no door_held_open within 60 s of a lone door.opened on a quiet site; alarms: {alarms:?}\nstderr:\n{}",
             srv.stderr()
         );
         std::thread::sleep(Duration::from_millis(200));

@@ -35,8 +35,12 @@ fn a_source_added_mid_run_starts_at_the_current_watermark() {
     let alarms = e.alarms().clone();
     let mut a = e.source("a");
     a.push_ndjson(line(T0 + 60_000, "heartbeat", "device", "ctl-1").into_bytes()).expect("ok");
-    // Give the workers a moment to advance the watermark to T0 + 58 s.
-    std::thread::sleep(std::time::Duration::from_millis(50));
+    // Wait until the workers have advanced the watermark to T0 + 58 s (a new source starts there).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while e.watermark() < T0 + 58_000 {
+        assert!(std::time::Instant::now() < deadline, "the watermark never reached T0 + 58 s: {}", e.watermark());
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     let mut b = e.source("b");
     b.push_ndjson(line(T0, "door.forced", "door", "d-dock").into_bytes()).expect("ok");
     b.push_ndjson(line(T0 + 59_000, "door.forced", "door", "d-dock").into_bytes()).expect("ok");

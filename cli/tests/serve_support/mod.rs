@@ -229,14 +229,15 @@ impl Server {
             Err(_) => Command::new("sh").arg("-c").arg(format!("kill -TERM {pid}")).status().is_ok_and(|s| s.success()),
         };
         assert!(sent, "could not send SIGTERM to {pid}");
-        match wait_timeout(&mut child, Duration::from_secs(30)) {
+        // Graceful: it drains what is queued and checkpoints first, which a loaded machine slows.
+        match wait_timeout(&mut child, Duration::from_secs(120)) {
             Some(status) => {
                 assert!(status.success(), "after SIGTERM vigil serve exited with {status}; stderr:\n{}", self.stderr())
             }
             None => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("vigil serve did not exit within 30 s of SIGTERM; stderr:\n{}", self.stderr());
+                panic!("vigil serve did not exit within 120 s of SIGTERM; stderr:\n{}", self.stderr());
             }
         }
     }
@@ -709,8 +710,9 @@ pub fn advance(srv: &Server, to: u64) -> Value {
 /// Returns (the per-line error lines, the summary line).
 pub fn tcp_ingest(addr: SocketAddr, payload: &[u8]) -> (Vec<Value>, Value) {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect to the TCP port");
-    stream.set_read_timeout(Some(Duration::from_secs(60))).expect("read timeout");
-    stream.set_write_timeout(Some(Duration::from_secs(60))).expect("write timeout");
+    // The server answers nothing until the summary when every line is clean: allow a slow ingest.
+    stream.set_read_timeout(Some(Duration::from_secs(300))).expect("read timeout");
+    stream.set_write_timeout(Some(Duration::from_secs(300))).expect("write timeout");
     let mut reading = stream.try_clone().expect("clone the TCP stream");
     // Read concurrently: the server may answer lines while we still write.
     let reader = std::thread::spawn(move || {
@@ -755,10 +757,11 @@ pub fn all_alarms(srv: &Server) -> Vec<Value> {
     }
 }
 
-/// Polls the journal until it holds `expected` alarms and stays so for 300 ms, or 30 s pass.
+/// Polls the journal until it holds `expected` alarms and stays so for 300 ms, or 180 s pass.
 /// Returns what it holds then (the caller compares).
 pub fn wait_for_alarms(srv: &Server, expected: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // Generous: a loaded 2-core debug run may still be working off a queued backlog.
+    let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let alarms = all_alarms(srv);
         if alarms.len() == expected {
