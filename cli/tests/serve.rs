@@ -7,6 +7,7 @@ mod serve_support;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -243,11 +244,19 @@ fn kill_9_while_posting(name: &str, checkpoint_first: bool) {
     let problems = poster.join().expect("the posting thread panicked");
     assert!(problems.is_empty(), "answers before the kill: {problems:#?}");
     let acked_bodies = acked.load(Ordering::SeqCst);
-    let acked_lines: usize = sizes[..acked_bodies].iter().sum();
     eprintln!("{name}: killed with {acked_bodies} of {n} bodies acknowledged");
 
     let srv = Server::start(&demo_site(), &data, &["--checkpoint-s", "1"]);
-    let w = probe_watermark(&srv, &probe_line(&demo.lines));
+    resend_the_rest_and_compare(&srv, &sizes, acked_bodies, name);
+}
+
+/// After a restart: finds how much of the demo the ingest log holds (all of the `acked_bodies`
+/// acknowledged bodies of `sizes`, and maybe part of the next), sends the rest, and compares the
+/// journal with the replay oracle.
+fn resend_the_rest_and_compare(srv: &Server, sizes: &[usize], acked_bodies: usize, name: &str) {
+    let demo = demo();
+    let acked_lines: usize = sizes[..acked_bodies].iter().sum();
+    let w = probe_watermark(srv, &probe_line(&demo.lines));
     let acked_max = if acked_lines == 0 { 0 } else { demo.ts[acked_lines - 1] };
     assert!(
         w + LATENESS_MS >= acked_max,
@@ -267,12 +276,56 @@ fn kill_9_while_posting(name: &str, checkpoint_first: bool) {
         "{name}: after the restart the log holds {logged} lines ({acked_lines} acknowledged); resending the rest"
     );
     for chunk in demo.lines[logged..].chunks(1_000) {
-        post_ok(&srv, chunk);
+        post_ok(srv, chunk);
     }
-    advance(&srv, demo.max_ts + 1);
-    let alarms = wait_for_alarms(&srv, demo.oracle.len());
-    assert_same_alarms(&alarms, &demo.oracle, &format!("{name}: after kill -9 and restart"));
+    advance(srv, demo.max_ts + 1);
+    let alarms = wait_for_alarms(srv, demo.oracle.len());
+    assert_same_alarms(&alarms, &demo.oracle, &format!("{name}: after the restart"));
     assert_consecutive_ids(&alarms);
+}
+
+#[test]
+fn a_journal_that_cannot_be_written_stops_the_sidecar_loudly_and_a_restart_loses_nothing() {
+    let demo = demo();
+    let t = TempDir::new("journal-fails");
+    let data = t.join("data");
+    let mut srv = Server::start(&demo_site(), &data, &["--segment-bytes", "4096", "--checkpoint-s", "100000"]);
+    // The journal's next segment cannot be created (a directory squats on every name it could
+    // take): its first rotation fails, as on a full or broken disk.
+    let blockers: Vec<PathBuf> = (2..=200u64).map(|seq| data.join(format!("journal-{seq:020}.log"))).collect();
+    for b in &blockers {
+        std::fs::create_dir(b).expect("create a blocker");
+    }
+
+    let sizes: Vec<usize> = demo.lines.chunks(1_000).map(<[String]>::len).collect();
+    let mut acked = 0;
+    for chunk in demo.lines.chunks(1_000) {
+        match post_events(srv.http, body_of(chunk).as_bytes(), &[]) {
+            Ok(r) if r.status == 200 => {
+                assert!(is_clean(&r.json(), chunk.len()), "body {acked}: {}", preview(&r.text()));
+                acked += 1;
+            }
+            // Refused (503: stopping) or the connection is gone: not acknowledged.
+            Ok(r) => {
+                assert_eq!(r.status, 503, "a failing sidecar refuses with 503: {}", r.text());
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    assert!(acked < sizes.len(), "the sidecar stopped taking events once its journal failed");
+    let status = srv.wait_exit(Duration::from_secs(120)).expect("the sidecar exits on its own");
+    assert!(!status.success(), "a journal failure is an error exit, got {status}");
+    let stderr = srv.stderr();
+    assert!(stderr.contains("cannot append to the alarm journal"), "the reason is logged; stderr:\n{stderr}");
+    eprintln!("stopped after {acked} of {} bodies", sizes.len());
+
+    // The disk is fixed; the restart recovers from the last checkpoint and the ingest log.
+    for b in &blockers {
+        std::fs::remove_dir(b).expect("remove a blocker");
+    }
+    let srv = Server::start(&demo_site(), &data, &["--segment-bytes", "4096"]);
+    resend_the_rest_and_compare(&srv, &sizes, acked, "journal failure");
 }
 
 #[test]

@@ -100,6 +100,9 @@ pub enum CoreError {
     /// The sidecar is stopping.
     #[error("the sidecar is shutting down")]
     Stopping,
+    /// Not possible right now (e.g. a checkpoint while the journal lags); retry later.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CoreError + '_ {
@@ -272,6 +275,8 @@ pub struct Core {
     /// Counters for `/metrics`.
     pub metrics: Metrics,
     stopping: AtomicBool,
+    /// Set once the ingest log or the journal failed: the sidecar exits (see [`Core::fail`]).
+    failed: tokio::sync::watch::Sender<Option<String>>,
     last_checkpoint: Mutex<Instant>,
     processed: AtomicU64,
     journaler: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -374,6 +379,7 @@ impl Core {
             live,
             metrics,
             stopping: AtomicBool::new(false),
+            failed: tokio::sync::watch::channel(None).0,
             last_checkpoint: Mutex::new(Instant::now()),
             processed: AtomicU64::new(0),
             engine: Mutex::new(Some(engine)),
@@ -516,7 +522,7 @@ impl Core {
         }
         if !accepted.is_empty() {
             if !replay {
-                g.log.append(&accepted)?;
+                self.log_append(g, &accepted)?;
             }
             // One buffer per batch: the engine takes ownership of it.
             let mut bytes = Vec::with_capacity(accepted.iter().map(|a| a.len() + 1).sum());
@@ -546,6 +552,37 @@ impl Core {
         Ok(report)
     }
 
+    /// Appends to the ingest log; a failure is fatal (see [`Core::fail`]).
+    fn log_append(&self, g: &mut Ingest, lines: &[&[u8]]) -> Result<(), CoreError> {
+        g.log.append(lines).map(|_| ()).map_err(|e| {
+            self.fail(format!("cannot append to the ingest log: {e}"));
+            CoreError::Log(e)
+        })
+    }
+
+    /// The ingest log or the journal failed (disk full, I/O error, a failed fsync): what the
+    /// sidecar holds in memory may now be ahead of its files, so it must not go on. It refuses all
+    /// input and the host process exits non-zero ([`crate::run`] watches [`Core::failure`]); a
+    /// restart recovers from the files (the last checkpoint plus the ingest log after it).
+    pub fn fail(&self, why: String) {
+        tracing::error!(reason = %why, "fatal: stopping without a checkpoint");
+        self.stopping.store(true, Ordering::SeqCst);
+        self.failed.send_if_modified(|f| {
+            let first = f.is_none();
+            if first {
+                *f = Some(why);
+            }
+            first
+        });
+        // A checkpoint waiting for the journal gives up.
+        self.progress_cv.notify_all();
+    }
+
+    /// Why the sidecar failed, if it did; watch it to learn when.
+    pub fn failure(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.failed.subscribe()
+    }
+
     /// Raises the watermark to `to` (logged, so a restart replays it).
     pub fn advance(&self, to: u64) -> Result<u64, CoreError> {
         let mut g = lock(&self.ingest);
@@ -558,7 +595,7 @@ impl Core {
             return Ok(());
         }
         if !replay {
-            g.log.append(&[format!("#advance {to}").as_bytes()])?;
+            self.log_append(g, &[format!("#advance {to}").as_bytes()])?;
         }
         g.source.advance_to(to).map_err(|_| CoreError::Stopping)?;
         g.watermark = to;
@@ -587,7 +624,7 @@ impl Core {
         };
         if !replay {
             let rec = serde_json::json!({"at": report.at_ms, "pack": toml}).to_string();
-            g.log.append(&[format!("#swap {rec}").as_bytes()])?;
+            self.log_append(g, &[format!("#swap {rec}").as_bytes()])?;
         }
         g.pack = Some(toml.to_owned());
         Ok(report)
@@ -629,9 +666,12 @@ impl Core {
             let deadline = Instant::now() + Duration::from_secs(30);
             let mut p = lock(&self.progress);
             while p.received < want {
+                if self.failed.borrow().is_some() {
+                    return Err(CoreError::Stopping);
+                }
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
-                    return Err(CoreError::Rules("the journal did not catch up with the checkpoint".into()));
+                    return Err(CoreError::Unavailable("the journal did not catch up with the checkpoint".into()));
                 }
                 p = self.progress_cv.wait_timeout(p, left).unwrap_or_else(|e| e.into_inner()).0;
             }
@@ -704,9 +744,8 @@ impl Core {
                         }
                     }
                     Err(e) => {
-                        // Never acknowledge past a journal failure: stop, so a restart replays.
-                        tracing::error!(error = %e, "cannot append to the alarm journal; stopping");
-                        self.stopping.store(true, Ordering::SeqCst);
+                        // Never stream past a journal failure: exit, so a restart replays.
+                        self.fail(format!("cannot append to the alarm journal: {e}"));
                         return;
                     }
                 }
@@ -788,6 +827,13 @@ impl Core {
     /// Graceful stop: refuse new input, take a final checkpoint, stop the engine and the journaler.
     pub fn shutdown(&self) -> Result<(), CoreError> {
         let result = self.checkpoint();
+        self.stop();
+        result.map(|_| ())
+    }
+
+    /// Refuses new input, stops the engine without a checkpoint and lets the journaler write what
+    /// the engine already sent (after [`Core::fail`], the files are the state to recover from).
+    pub fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         let engine = lock(&self.engine).take();
         {
@@ -795,7 +841,7 @@ impl Core {
             let mut g = lock(&self.ingest);
             let placeholder = match engine.as_ref() {
                 Some(e) => e.source("closing"),
-                None => return result.map(|_| ()),
+                None => return,
             };
             drop(std::mem::replace(&mut g.source, placeholder));
             g.dead = None;
@@ -806,7 +852,6 @@ impl Core {
         if let Some(h) = lock(&self.journaler).take() {
             let _ = h.join();
         }
-        result.map(|_| ())
     }
 }
 

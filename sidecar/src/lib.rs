@@ -54,6 +54,10 @@ pub enum ServeError {
     /// The core failed.
     #[error(transparent)]
     Core(#[from] CoreError),
+    /// The ingest log or the journal failed while serving; stopped without a checkpoint so a
+    /// restart recovers from the files.
+    #[error("stopped: {0}; restart to recover from the data dir")]
+    Failed(String),
 }
 
 /// Runs the sidecar until SIGTERM or SIGINT, then stops accepting, checkpoints and returns.
@@ -114,8 +118,15 @@ pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
             })
             .map_err(|source| ServeError::Io { what: "cannot start the ticker".into(), source })?;
 
-        shutdown_signal().await;
-        tracing::info!("stopping: no new connections, draining, checkpointing");
+        let mut failure = core.failure();
+        let failed = tokio::select! {
+            _ = shutdown_signal() => None,
+            f = failure.wait_for(Option::is_some) => f.ok().and_then(|f| f.clone()),
+        };
+        match &failed {
+            None => tracing::info!("stopping: no new connections, draining, checkpointing"),
+            Some(why) => tracing::error!(reason = %why, "stopping: no new connections, no checkpoint"),
+        }
         let _ = stop_tx.send(true);
         let _ = http_task.await;
         if let Some(t) = tcp_task {
@@ -124,6 +135,11 @@ pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
         // Requests already inside the core finish under its lock; give them a moment.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let _ = ticker.join();
+        if let Some(why) = failed {
+            let c = core.clone();
+            let _ = tokio::task::spawn_blocking(move || c.stop()).await;
+            return Err(ServeError::Failed(why));
+        }
         let c = core.clone();
         tokio::task::spawn_blocking(move || c.shutdown())
             .await

@@ -61,6 +61,12 @@ fn core_error(e: CoreError) -> Response {
             r
         }
         CoreError::Stopping => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+        CoreError::Unavailable(m)
+        | CoreError::Engine(vigil_engine::EngineError::Checkpoint(vigil_engine::CheckpointError::Unavailable(m))) => {
+            let mut r = error(StatusCode::SERVICE_UNAVAILABLE, &m);
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r
+        }
         CoreError::Rules(m) => json(StatusCode::BAD_REQUEST, serde_json::json!({ "errors": [m] }).to_string()),
         CoreError::Engine(vigil_engine::EngineError::Swap(m)) => {
             json(StatusCode::CONFLICT, serde_json::json!({ "errors": [m] }).to_string())
@@ -109,7 +115,18 @@ fn router(app: App) -> Router {
         .route("/v1/alarms/stream", get(get_stream))
         .route("/metrics", get(get_metrics))
         .route_layer(middleware::from_fn_with_state(app.clone(), auth));
-    Router::new().route("/healthz", get(|| async { "ok\n" })).merge(guarded).with_state(app)
+    Router::new().route("/healthz", get(healthz)).merge(guarded).with_state(app)
+}
+
+/// `ok` while serving; 503 with the reason once stopping (after a failure, or shutting down).
+async fn healthz(State(app): State<App>) -> Response {
+    if let Some(why) = app.core.failure().borrow().clone() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, &format!("failed: {why}"));
+    }
+    if app.core.stopping() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    "ok\n".into_response()
 }
 
 async fn read_body(app: &App, body: Body) -> Result<axum::body::Bytes, Response> {

@@ -219,6 +219,18 @@ impl Server {
         }
     }
 
+    /// Waits (at most `timeout`) for the process to exit on its own; its status, `None` if it
+    /// did not (then it is killed).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.take().expect("a running server");
+        let status = wait_timeout(&mut child, timeout);
+        if status.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        status
+    }
+
     /// SIGTERM; the process must exit with status 0 within 30 s.
     pub fn terminate(&mut self) {
         let mut child = self.child.take().expect("a running server");
