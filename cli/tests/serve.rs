@@ -193,7 +193,15 @@ fn wait_until_acked(acked: &AtomicUsize, target: usize, poster: &JoinHandle<Vec<
 /// client. A probe event with ts 1 is late whatever was logged, and its answer reports the
 /// watermark, `max logged ts − lateness`: every line with a larger ts was not logged (the events
 /// are in ts order and a single client posts them in order).
-fn kill_9_while_posting(name: &str, checkpoint_first: bool) {
+/// How the server is stopped while a client posts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Kill9,
+    Kill9AfterCheckpoint,
+    Sigterm,
+}
+
+fn stop_while_posting(name: &str, how: Stop) {
     let demo = demo();
     let t = TempDir::new(name);
     let data = t.join("data");
@@ -229,7 +237,7 @@ fn kill_9_while_posting(name: &str, checkpoint_first: bool) {
         })
     };
 
-    if checkpoint_first {
+    if how == Stop::Kill9AfterCheckpoint {
         wait_until_acked(&acked, n * 3 / 10, &poster);
         let r = srv.post("/v1/checkpoint", b"");
         assert_eq!(r.status, 200, "POST /v1/checkpoint: {}", r.text());
@@ -240,20 +248,25 @@ fn kill_9_while_posting(name: &str, checkpoint_first: bool) {
     } else {
         wait_until_acked(&acked, n * 4 / 10, &poster);
     }
-    srv.kill9();
+    if how == Stop::Sigterm {
+        srv.terminate();
+    } else {
+        srv.kill9();
+    }
     let problems = poster.join().expect("the posting thread panicked");
-    assert!(problems.is_empty(), "answers before the kill: {problems:#?}");
+    assert!(problems.is_empty(), "answers before the stop: {problems:#?}");
     let acked_bodies = acked.load(Ordering::SeqCst);
-    eprintln!("{name}: killed with {acked_bodies} of {n} bodies acknowledged");
+    eprintln!("{name}: stopped with {acked_bodies} of {n} bodies acknowledged");
 
     let srv = Server::start(&demo_site(), &data, &["--checkpoint-s", "1"]);
-    resend_the_rest_and_compare(&srv, &sizes, acked_bodies, name);
+    // A graceful stop answers every request it logged: the log holds exactly what was acknowledged.
+    resend_the_rest_and_compare(&srv, &sizes, acked_bodies, how == Stop::Sigterm, name);
 }
 
 /// After a restart: finds how much of the demo the ingest log holds (all of the `acked_bodies`
-/// acknowledged bodies of `sizes`, and maybe part of the next), sends the rest, and compares the
-/// journal with the replay oracle.
-fn resend_the_rest_and_compare(srv: &Server, sizes: &[usize], acked_bodies: usize, name: &str) {
+/// acknowledged bodies of `sizes`, and, unless `exact`, maybe part of the next), sends the rest,
+/// and compares the journal with the replay oracle.
+fn resend_the_rest_and_compare(srv: &Server, sizes: &[usize], acked_bodies: usize, exact: bool, name: &str) {
     let demo = demo();
     let acked_lines: usize = sizes[..acked_bodies].iter().sum();
     let w = probe_watermark(srv, &probe_line(&demo.lines));
@@ -266,6 +279,7 @@ fn resend_the_rest_and_compare(srv: &Server, sizes: &[usize], acked_bodies: usiz
     let logged =
         if w + LATENESS_MS == acked_max { acked_lines } else { demo.ts.partition_point(|&ts| ts <= w + LATENESS_MS) };
     let in_flight = sizes.get(acked_bodies).copied().unwrap_or(0);
+    let in_flight = if exact { 0 } else { in_flight };
     assert!(
         logged >= acked_lines && logged <= acked_lines + in_flight,
         "after the restart the watermark {w} covers {logged} lines, but {acked_lines} were acknowledged and \
@@ -325,17 +339,69 @@ fn a_journal_that_cannot_be_written_stops_the_sidecar_loudly_and_a_restart_loses
         std::fs::remove_dir(b).expect("remove a blocker");
     }
     let srv = Server::start(&demo_site(), &data, &["--segment-bytes", "4096"]);
-    resend_the_rest_and_compare(&srv, &sizes, acked, "journal failure");
+    // Requests in progress were answered before it exited: the log holds exactly what was acknowledged.
+    resend_the_rest_and_compare(&srv, &sizes, acked, true, "journal failure");
 }
 
 #[test]
 fn kill_9_while_events_flow_loses_nothing_and_duplicates_nothing() {
-    kill_9_while_posting("kill9", false);
+    stop_while_posting("kill9", Stop::Kill9);
 }
 
 #[test]
 fn kill_9_right_after_a_checkpoint_loses_nothing_and_duplicates_nothing() {
-    kill_9_while_posting("kill9-checkpoint", true);
+    stop_while_posting("kill9-checkpoint", Stop::Kill9AfterCheckpoint);
+}
+
+#[test]
+fn sigterm_while_events_flow_answers_every_logged_request_and_loses_nothing() {
+    stop_while_posting("sigterm", Stop::Sigterm);
+}
+
+#[test]
+fn sigterm_mid_tcp_stream_says_how_many_lines_it_took_and_a_restart_loses_nothing() {
+    let demo = demo();
+    let t = TempDir::new("sigterm-tcp");
+    let data = t.join("data");
+    let mut srv = Server::start(&demo_site(), &data, &[]);
+    let addr = srv.tcp.expect("--tcp was given");
+
+    // A client streams the whole demo over TCP and keeps the connection open.
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(300))).expect("read timeout");
+    let mut writer = stream.try_clone().expect("clone");
+    let payload = body_of(&demo.lines);
+    let feeder = std::thread::spawn(move || {
+        // Fails once the server stops reading and closes: what it did not take is resent below.
+        let _ = writer.write_all(payload.as_bytes());
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while metric_sum(&metrics(&srv), "vigil_events_accepted_total") < 20_000 {
+        assert!(Instant::now() < deadline, "the TCP stream was not ingested");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    srv.terminate();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("the answers until the server closes");
+    let _ = feeder.join();
+    let summary: Value = serde_json::from_str(answer.lines().last().expect("a summary line")).expect("JSON summary");
+    assert_eq!(summary["stopped"], true, "the summary says the server stopped: {summary}");
+    let took = summary["lines"].as_u64().expect("lines in the summary") as usize;
+    assert_eq!(summary["accepted"].as_u64(), Some(took as u64), "every line it took was accepted: {summary}");
+    assert!(took >= 20_000 && took < demo.lines.len(), "it stopped midway: {summary}");
+    eprintln!("the server took {took} of {} lines before it stopped", demo.lines.len());
+
+    // The restart holds exactly those lines; the client sends the rest.
+    let srv = Server::start(&demo_site(), &data, &[]);
+    let w = probe_watermark(&srv, &probe_line(&demo.lines));
+    assert_eq!(w + LATENESS_MS, demo.ts[took - 1], "the log ends at line {took}");
+    for chunk in demo.lines[took..].chunks(2_000) {
+        post_ok(&srv, chunk);
+    }
+    advance(&srv, demo.max_ts + 1);
+    let alarms = wait_for_alarms(&srv, demo.oracle.len());
+    assert_same_alarms(&alarms, &demo.oracle, "SIGTERM mid TCP stream, then restart");
+    assert_consecutive_ids(&alarms);
 }
 
 #[test]

@@ -132,8 +132,7 @@ pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
         if let Some(t) = tcp_task {
             let _ = t.await;
         }
-        // Requests already inside the core finish under its lock; give them a moment.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // The servers answered every request in progress before returning (see server.rs).
         let _ = ticker.join();
         if let Some(why) = failed {
             let c = core.clone();

@@ -43,6 +43,8 @@ pub struct NetConfig {
 struct App {
     core: Arc<Core>,
     net: Arc<NetConfig>,
+    /// Turns true when the sidecar stops: SSE streams end.
+    stop: watch::Receiver<bool>,
 }
 
 fn json(status: StatusCode, body: String) -> Response {
@@ -256,13 +258,17 @@ async fn get_stream(
         .unwrap_or(0);
     // Subscribe before reading the journal: nothing journaled in between is missed.
     let rx = app.core.live.subscribe();
-    let state = (app.core.clone(), rx, after, std::collections::VecDeque::<(u64, Arc<str>)>::new());
-    let s = stream::unfold(state, |(core, mut rx, mut last, mut queue)| async move {
+    let state = (app.core.clone(), rx, app.stop.clone(), after, std::collections::VecDeque::<(u64, Arc<str>)>::new());
+    let s = stream::unfold(state, |(core, mut rx, mut stop, mut last, mut queue)| async move {
         loop {
+            if *stop.borrow() {
+                // The sidecar stops: end the stream (the console resumes with Last-Event-ID).
+                return None;
+            }
             if let Some((seq, line)) = queue.pop_front() {
                 last = seq;
                 let ev = SseEvent::default().id(seq.to_string()).event("alarm").data(line.as_ref());
-                return Some((Ok(ev), (core, rx, last, queue)));
+                return Some((Ok(ev), (core, rx, stop, last, queue)));
             }
             let c = core.clone();
             let page = tokio::task::spawn_blocking(move || c.alarms_after(last, 1_000)).await.ok()?.ok()?;
@@ -270,15 +276,18 @@ async fn get_stream(
                 // Retention deleted alarms this console has not seen: say so, once, then go on.
                 let gap = format!("{{\"after\":{last},\"first\":{}}}", page.first);
                 last = page.first - 1;
-                return Some((Ok(SseEvent::default().event("gap").data(gap)), (core, rx, last, queue)));
+                return Some((Ok(SseEvent::default().event("gap").data(gap)), (core, rx, stop, last, queue)));
             }
             if !page.alarms.is_empty() {
                 queue.extend(page.alarms);
                 continue;
             }
-            match rx.recv().await {
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            tokio::select! {
+                r = rx.recv() => match r {
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                },
+                _ = stop.changed() => {}
             }
         }
     });
@@ -315,50 +324,107 @@ async fn accept(listener: &TcpListener, stop: &mut watch::Receiver<bool>) -> Opt
     }
 }
 
-/// Serves HTTP on `listener` until `stop` turns true.
+/// How long a stopping server waits for requests in progress to be answered.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Serves HTTP on `listener` until `stop` turns true; then stops listening, lets every request
+/// in progress finish and be answered (so whatever was logged was acknowledged), and returns.
 pub async fn serve_http(listener: TcpListener, core: Arc<Core>, net: NetConfig, mut stop: watch::Receiver<bool>) {
     let header_timeout = net.header_timeout;
-    let app = router(App { core, net: Arc::new(net) });
+    let app = router(App { core, net: Arc::new(net), stop: stop.clone() });
+    let mut conns = tokio::task::JoinSet::new();
     while let Some((stream, peer)) = accept(&listener, &mut stop).await {
         let svc = TowerToHyperService::new(app.clone());
-        tokio::spawn(async move {
+        let mut stop = stop.clone();
+        conns.spawn(async move {
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder.timer(TokioTimer::new()).header_read_timeout(header_timeout);
-            if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
+            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                () = stopped(&mut stop) => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "http connection ended");
             }
         });
+        while conns.try_join_next().is_some() {}
+    }
+    drop(listener);
+    drain(conns, "http").await;
+}
+
+/// Resolves once `stop` is true (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Waits up to [`DRAIN`] for `conns` to finish, then aborts the rest.
+async fn drain(mut conns: tokio::task::JoinSet<()>, what: &str) {
+    let left = conns.len();
+    if tokio::time::timeout(DRAIN, async { while conns.join_next().await.is_some() {} }).await.is_err() {
+        tracing::warn!(
+            connections = conns.len(),
+            of = left,
+            "{what} connections still busy after {DRAIN:?}; closing them"
+        );
+        conns.abort_all();
     }
 }
 
-/// Serves the raw TCP NDJSON port until `stop` turns true.
+/// Serves the raw TCP NDJSON port until `stop` turns true; then every connection finishes the
+/// batch it holds, sends its summary and closes (see [`tcp_connection`]).
 pub async fn serve_tcp(listener: TcpListener, core: Arc<Core>, max_line: usize, mut stop: watch::Receiver<bool>) {
+    let mut conns = tokio::task::JoinSet::new();
     while let Some((stream, peer)) = accept(&listener, &mut stop).await {
         let core = core.clone();
-        tokio::spawn(async move {
-            if let Err(e) = tcp_connection(stream, core, max_line).await {
+        let stop = stop.clone();
+        conns.spawn(async move {
+            if let Err(e) = tcp_connection(stream, core, max_line, stop).await {
                 tracing::info!(%peer, error = %e, "tcp ingest connection ended");
             }
         });
+        while conns.try_join_next().is_some() {}
     }
+    drop(listener);
+    drain(conns, "tcp").await;
 }
 
 /// One TCP ingest connection: lines in, one JSON line per rejected or late line back, a summary
 /// when the client shuts down its side. Reading stops while the engine is behind (the client's
-/// writes then block: backpressure).
-async fn tcp_connection(stream: TcpStream, core: Arc<Core>, max_line: usize) -> std::io::Result<()> {
+/// writes then block: backpressure). When the sidecar stops, the lines read so far are ingested
+/// and the summary says `"stopped":true`; `"lines"` is how many lines it accounts for, so the
+/// client resends from the next one.
+async fn tcp_connection(
+    stream: TcpStream,
+    core: Arc<Core>,
+    max_line: usize,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
     let (rd, mut wr) = stream.into_split();
     let mut reader = BufReader::with_capacity(256 * 1024, rd);
     let mut totals = (0u64, 0u64, 0u64);
     let mut line_no = 0u64;
-    let mut eof = false;
+    let (mut eof, mut cut_short) = (false, false);
     while !eof {
         // Gather what is readable now (at most ~1 MiB) into owned lines.
         let mut batch: Vec<(u64, Option<Vec<u8>>, usize)> = Vec::new();
         let mut bytes = 0usize;
         loop {
             let mut line = Vec::new();
-            let (n, too_long) = read_line_limited(&mut reader, &mut line, max_line).await?;
+            // A line cut short by the stop is not accounted for: the client resends it.
+            let read = tokio::select! {
+                r = read_line_limited(&mut reader, &mut line, max_line) => Some(r?),
+                () = stopped(&mut stop) => None,
+            };
+            let Some((n, too_long)) = read else {
+                (eof, cut_short) = (true, true);
+                break;
+            };
             if n == 0 {
                 eof = true;
                 break;
@@ -404,7 +470,12 @@ async fn tcp_connection(stream: TcpStream, core: Arc<Core>, max_line: usize) -> 
         totals.1 += report.late.len() as u64;
         totals.2 += report.rejected.len() as u64;
     }
-    let summary = serde_json::json!({ "accepted": totals.0, "late": totals.1, "rejected": totals.2 }).to_string();
+    let mut summary =
+        serde_json::json!({ "accepted": totals.0, "late": totals.1, "rejected": totals.2, "lines": line_no });
+    if cut_short {
+        summary["stopped"] = true.into();
+    }
+    let summary = summary.to_string();
     wr.write_all(format!("{summary}\n").as_bytes()).await?;
     wr.shutdown().await?;
     Ok(())
