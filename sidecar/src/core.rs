@@ -15,7 +15,7 @@
 //! Alarms already journaled after the checkpoint (the crash came after they were written) are
 //! recognised by identity and not journaled again; journal sequence numbers continue.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -191,6 +191,10 @@ struct CheckpointHeader {
 }
 
 const CHECKPOINT_FILE: &str = "checkpoint.bin";
+
+/// How long (event time, by alarm ts) the journaler remembers identities journaled before a
+/// restart; the engine's own identity memory is as long.
+const SEEN_MEMORY_MS: u64 = 86_400_000;
 
 /// An alarm's identity as the journal can tell it: rule, ts and every key field.
 type Identity = (String, u64, [Option<String>; 6]);
@@ -374,7 +378,8 @@ impl Core {
                 dead: Some(dead),
             }),
             journal: Mutex::new(Journal { log: journal_log, recent }),
-            progress: Mutex::new(Progress { received, history: VecDeque::new() }),
+            // What the restored checkpoint covers is journaled up to its journal seq.
+            progress: Mutex::new(Progress { received, history: VecDeque::from([(received, journal_seq)]) }),
             progress_cv: Condvar::new(),
             live,
             metrics,
@@ -477,6 +482,10 @@ impl Core {
             return Err(CoreError::Stopping);
         }
         let mut g = lock(&self.ingest);
+        // Again under the lock: a stop may have begun while this request waited for it.
+        if self.stopping.load(Ordering::SeqCst) {
+            return Err(CoreError::Stopping);
+        }
         if g.source.queued() + 1 >= self.cfg.queue_batches {
             self.metrics.busy.fetch_add(1, Ordering::Relaxed);
             return Err(CoreError::Busy);
@@ -490,6 +499,8 @@ impl Core {
             return Ok(report);
         }
         let lateness = self.cfg.lateness_ms;
+        // Committed to `g` only once the accepted lines are logged.
+        let (mut watermark, mut max_ts) = (g.watermark, g.max_ts);
         let mut accepted: Vec<&[u8]> = Vec::with_capacity(lines.len());
         let mut late_lines: Vec<&[u8]> = Vec::new();
         for l in lines {
@@ -508,12 +519,12 @@ impl Core {
                 Ok(None) => {}
                 Ok(Some(d)) => {
                     let ts = d.event.ts.0;
-                    if ts < g.watermark {
-                        report.late.push(Late { line: l.no, ts, watermark: g.watermark });
+                    if ts < watermark {
+                        report.late.push(Late { line: l.no, ts, watermark });
                         late_lines.push(bytes);
                     } else {
-                        g.max_ts = Some(g.max_ts.map_or(ts, |m| m.max(ts)));
-                        g.watermark = g.watermark.max(ts.saturating_sub(lateness));
+                        max_ts = Some(max_ts.map_or(ts, |m| m.max(ts)));
+                        watermark = watermark.max(ts.saturating_sub(lateness));
                         accepted.push(bytes);
                     }
                 }
@@ -524,6 +535,7 @@ impl Core {
             if !replay {
                 self.log_append(g, &accepted)?;
             }
+            (g.watermark, g.max_ts) = (watermark, max_ts);
             // One buffer per batch: the engine takes ownership of it.
             let mut bytes = Vec::with_capacity(accepted.iter().map(|a| a.len() + 1).sum());
             for a in &accepted {
@@ -574,7 +586,9 @@ impl Core {
             }
             first
         });
-        // A checkpoint waiting for the journal gives up.
+        // A checkpoint waiting for the journal gives up (taking the lock first, so a checkpoint
+        // between its check and its wait cannot miss this).
+        drop(lock(&self.progress));
         self.progress_cv.notify_all();
     }
 
@@ -586,6 +600,9 @@ impl Core {
     /// Raises the watermark to `to` (logged, so a restart replays it).
     pub fn advance(&self, to: u64) -> Result<u64, CoreError> {
         let mut g = lock(&self.ingest);
+        if self.stopping.load(Ordering::SeqCst) {
+            return Err(CoreError::Stopping);
+        }
         self.advance_locked(&mut g, to, false)?;
         Ok(g.watermark)
     }
@@ -605,6 +622,9 @@ impl Core {
     /// Hot-swaps the rule pack (validated first; a bad pack changes nothing).
     pub fn swap_rules(&self, toml: &str) -> Result<vigil_engine::SwapReport, CoreError> {
         let mut g = lock(&self.ingest);
+        if self.stopping.load(Ordering::SeqCst) {
+            return Err(CoreError::Stopping);
+        }
         self.swap_locked(&mut g, toml, None, false)
     }
 
@@ -655,6 +675,10 @@ impl Core {
     pub fn checkpoint(&self) -> Result<(u64, u64), CoreError> {
         let started = Instant::now();
         let mut g = lock(&self.ingest);
+        if self.failed.borrow().is_some() {
+            // Memory may be ahead of the files: never persist it.
+            return Err(CoreError::Stopping);
+        }
         let offset = g.log.next_seq();
         let snap = {
             let engine = lock(&self.engine);
@@ -675,8 +699,9 @@ impl Core {
                 }
                 p = self.progress_cv.wait_timeout(p, left).unwrap_or_else(|e| e.into_inner()).0;
             }
-            let last = p.history.back().map_or(0, |h| h.1);
-            p.history.iter().rev().find(|(n, _)| *n <= want).map_or(last, |h| h.1)
+            // The journal seq when the journaler had received exactly the covered alarms. If that
+            // fell out of the history, 0 is safe: recovery then re-reads the whole journal.
+            p.history.iter().rev().find(|(n, _)| *n <= want).map_or(0, |h| h.1)
         };
         let journal_seq = if want == 0 { 0 } else { journal_seq };
         lock(&self.journal).log.sync()?;
@@ -693,18 +718,23 @@ impl Core {
         };
         let body = snap.to_bytes().map_err(vigil_engine::EngineError::from)?;
         write_checkpoint(&self.cfg.data_dir, &header, &body)?;
-        let deleted = g.log.truncate_before(offset)?;
+        // The checkpoint is taken; deleting what it covers may fail and is retried next time.
+        *lock(&self.last_checkpoint) = Instant::now();
+        let deleted = g.log.truncate_before(offset).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not delete ingest-log segments the checkpoint covers");
+            0
+        });
         drop(g);
         if let Some(keep) = self.cfg.journal_keep_bytes {
             // Recovery reads the journal after `journal_seq`; older alarms only serve consoles.
             let mut j = lock(&self.journal);
-            let pruned = j.log.prune_to(keep, journal_seq + 1)?;
-            self.metrics.journal_first_seq.store(j.log.first_seq(), Ordering::Relaxed);
-            if pruned > 0 {
-                tracing::info!(segments = pruned, first_seq = j.log.first_seq(), "journal retention");
+            match j.log.prune_to(keep, journal_seq + 1) {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(segments = pruned, first_seq = j.log.first_seq(), "journal retention"),
+                Err(e) => tracing::warn!(error = %e, "journal retention could not delete a segment"),
             }
+            self.metrics.journal_first_seq.store(j.log.first_seq(), Ordering::Relaxed);
         }
-        *lock(&self.last_checkpoint) = Instant::now();
         self.metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
         tracing::info!(
             ingest_offset = offset,
@@ -726,10 +756,24 @@ impl Core {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "vigil".into());
         let version = env!("CARGO_PKG_VERSION");
         let mut last_seq = lock(&self.journal).log.next_seq().saturating_sub(1);
+        // Journal seqs of `seen`: alarms journaled before the restart, not yet raised again. A
+        // checkpoint's journal seq must stay below them (recovery re-reads the journal after it),
+        // even when the engine raises them again in another order than the first time.
+        let mut unmatched: BTreeSet<u64> = seen.values().copied().collect();
+        let covered_to = |last: u64, unmatched: &BTreeSet<u64>| unmatched.first().map_or(last, |s| last.min(s - 1));
+        let mut max_alarm_ts = 0u64;
+        let mut since_forget = 0u32;
         for mut alarm in alarms.iter() {
             let id = identity_of(&alarm);
+            max_alarm_ts = max_alarm_ts.max(alarm.ts);
             // The engine emits an identity once per run; `seen` covers the run before a restart.
-            let fresh = seen.remove(&id).is_none();
+            let fresh = match seen.remove(&id) {
+                Some(seq) => {
+                    unmatched.remove(&seq);
+                    false
+                }
+                None => true,
+            };
             if fresh {
                 let mut j = lock(&self.journal);
                 let seq = j.log.next_seq();
@@ -759,10 +803,23 @@ impl Core {
                     }
                 }
             }
+            since_forget += 1;
+            if !seen.is_empty() && since_forget >= 1_024 {
+                since_forget = 0;
+                // Like the engine, forget identities a day (event time) old: they cannot come
+                // again, and must not hold checkpoints' journal seq back for ever.
+                seen.retain(|id, seq| {
+                    let keep = id.1.saturating_add(SEEN_MEMORY_MS) >= max_alarm_ts;
+                    if !keep {
+                        unmatched.remove(seq);
+                    }
+                    keep
+                });
+            }
             let mut p = lock(&self.progress);
             p.received += 1;
             let n = p.received;
-            p.history.push_back((n, last_seq));
+            p.history.push_back((n, covered_to(last_seq, &unmatched)));
             if p.history.len() > 65_536 {
                 p.history.pop_front();
             }
@@ -817,6 +874,11 @@ impl Core {
     /// The sidecar watermark.
     pub fn watermark(&self) -> u64 {
         lock(&self.ingest).watermark
+    }
+
+    /// From now on every ingest, advance and swap is refused with [`CoreError::Stopping`].
+    pub fn refuse_input(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
     }
 
     /// True once shutdown began.

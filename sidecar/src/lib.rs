@@ -134,6 +134,9 @@ pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
         }
         // The servers answered every request in progress before returning (see server.rs).
         let _ = ticker.join();
+        // A failure during the drain (a request in progress hit a full disk) also forbids the
+        // final checkpoint.
+        let failed = failed.or_else(|| core.failure().borrow().clone());
         if let Some(why) = failed {
             let c = core.clone();
             let _ = tokio::task::spawn_blocking(move || c.stop()).await;

@@ -331,6 +331,7 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// in progress finish and be answered (so whatever was logged was acknowledged), and returns.
 pub async fn serve_http(listener: TcpListener, core: Arc<Core>, net: NetConfig, mut stop: watch::Receiver<bool>) {
     let header_timeout = net.header_timeout;
+    let app_core = core.clone();
     let app = router(App { core, net: Arc::new(net), stop: stop.clone() });
     let mut conns = tokio::task::JoinSet::new();
     while let Some((stream, peer)) = accept(&listener, &mut stop).await {
@@ -355,7 +356,7 @@ pub async fn serve_http(listener: TcpListener, core: Arc<Core>, net: NetConfig, 
         while conns.try_join_next().is_some() {}
     }
     drop(listener);
-    drain(conns, "http").await;
+    drain(conns, &app_core, "http").await;
 }
 
 /// Resolves once `stop` is true (or its sender is gone).
@@ -363,10 +364,12 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-/// Waits up to [`DRAIN`] for `conns` to finish, then aborts the rest.
-async fn drain(mut conns: tokio::task::JoinSet<()>, what: &str) {
+/// Waits up to [`DRAIN`] for `conns` to finish, then refuses all input (an aborted request still
+/// waiting for the ingest lock must not be logged unanswered) and aborts the rest.
+async fn drain(mut conns: tokio::task::JoinSet<()>, core: &Core, what: &str) {
     let left = conns.len();
     if tokio::time::timeout(DRAIN, async { while conns.join_next().await.is_some() {} }).await.is_err() {
+        core.refuse_input();
         tracing::warn!(
             connections = conns.len(),
             of = left,
@@ -391,7 +394,7 @@ pub async fn serve_tcp(listener: TcpListener, core: Arc<Core>, max_line: usize, 
         while conns.try_join_next().is_some() {}
     }
     drop(listener);
-    drain(conns, "tcp").await;
+    drain(conns, &core, "tcp").await;
 }
 
 /// One TCP ingest connection: lines in, one JSON line per rejected or late line back, a summary
@@ -459,9 +462,11 @@ async fn tcp_connection(
                 Ok(rep) => break rep,
                 Err(CoreError::Busy) => tokio::time::sleep(Duration::from_millis(5)).await,
                 Err(e) => {
-                    let msg = serde_json::json!({ "error": e.to_string() }).to_string();
+                    // `lines`: what this connection accounted for before this batch.
+                    let before = batch.first().map_or(line_no, |b| b.0 - 1);
+                    let msg = serde_json::json!({ "error": e.to_string(), "lines": before }).to_string();
                     wr.write_all(format!("{msg}\n").as_bytes()).await?;
-                    return Ok(());
+                    return linger_close(wr, reader).await;
                 }
             }
         };
@@ -477,7 +482,17 @@ async fn tcp_connection(
     }
     let summary = summary.to_string();
     wr.write_all(format!("{summary}\n").as_bytes()).await?;
+    linger_close(wr, reader).await
+}
+
+/// Closes our side, then reads and discards what the client still sends (at most 2 s): closing
+/// with unread input would make the kernel reset the connection and drop our last answer.
+async fn linger_close(
+    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    mut reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+) -> std::io::Result<()> {
     wr.shutdown().await?;
+    let _ = tokio::time::timeout(Duration::from_secs(2), tokio::io::copy(&mut reader, &mut tokio::io::sink())).await;
     Ok(())
 }
 
