@@ -578,6 +578,39 @@ fn token_guards_every_endpoint_but_healthz() {
 }
 
 #[test]
+fn a_checkpoint_taken_with_other_settings_is_refused_with_what_to_do() {
+    let t = TempDir::new("settings");
+    let data = t.join("data");
+    let mut srv = Server::start(&sample_site(), &data, &["--workers", "2"]);
+    post_ok(&srv, &[format!(r#"{{"ts":{BASE},"type":"door.opened","door":"d-main"}}"#)]);
+    srv.terminate();
+
+    let err = t.join("stderr");
+    let mut child = Command::new(VIGIL)
+        .arg("serve")
+        .arg("--site")
+        .arg(sample_site())
+        .args(["--listen", "127.0.0.1:0", "--no-live", "--workers", "1", "--data-dir"])
+        .arg(&data)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(&err).expect("stderr file")))
+        .spawn()
+        .expect("spawn vigil serve");
+    let status = wait_timeout(&mut child, Duration::from_secs(60)).expect("refused at start, not left running");
+    let stderr = read_log(&err);
+    assert_eq!(status.code(), Some(2), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("taken with 2 workers") && stderr.contains("--workers"),
+        "says why and what to do:\n{stderr}"
+    );
+
+    // With the settings it was taken with, it starts and has kept its state.
+    let srv = Server::start(&sample_site(), &data, &["--workers", "2"]);
+    assert_eq!(metric_sum(&metrics(&srv), "vigil_watermark_ms"), BASE - LATENESS_MS);
+}
+
+#[test]
 fn non_loopback_listen_without_token_is_refused() {
     let t = TempDir::new("insecure");
     for (i, (listen, tcp)) in [("0.0.0.0:0", "127.0.0.1:0"), ("127.0.0.1:0", "0.0.0.0:0")].into_iter().enumerate() {

@@ -337,6 +337,7 @@ impl Core {
             .max_line_bytes(cfg.max_line);
         // Where the checkpoint leaves off: alarms received, journal seq, ingest-log offset,
         // watermark, largest ts. Without one: from the start of the logs.
+        let checkpoint_present = checkpoint.is_some();
         let (received, journal_seq, ingest_from, watermark, max_ts) = match checkpoint {
             Some((h, snap)) => {
                 let at = (snap.alarms_sent(), h.journal_seq, h.ingest_offset, h.watermark, h.max_ts);
@@ -345,7 +346,17 @@ impl Core {
             }
             None => (0, 0, ingest_log.first_seq(), 0, None),
         };
-        let engine = builder.build()?;
+        let restoring = checkpoint_present;
+        let engine = builder.build().map_err(|e| match e {
+            vigil_engine::EngineError::Checkpoint(why) if restoring => CoreError::Checkpoint {
+                path: ck_path.clone(),
+                why: format!(
+                    "{why}; start with the settings it was taken with (--workers, --site), or move the data dir \
+                     away to start empty"
+                ),
+            },
+            other => other.into(),
+        })?;
         let source = engine.source("sidecar");
         let alarms = engine.alarms().clone();
 
