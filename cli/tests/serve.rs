@@ -577,6 +577,58 @@ fn token_guards_every_endpoint_but_healthz() {
     }
 }
 
+/// Posts one event line from `source`; returns (accepted, late) counts.
+fn post_from(srv: &Server, source: &str, line: &str) -> (u64, usize) {
+    let r = request(srv.http, "POST", "/v1/events", &[("X-Vigil-Source", source)], format!("{line}\n").as_bytes());
+    assert_eq!(r.status, 200, "POST from {source}: {}", r.text());
+    let v = r.json();
+    (v["accepted"].as_u64().unwrap_or(0), v["late"].as_array().map_or(0, Vec::len))
+}
+
+#[test]
+fn each_source_keeps_its_own_watermark_across_a_restart() {
+    let t = TempDir::new("sources");
+    let data = t.join("data");
+    let mut srv = Server::start(&sample_site(), &data, &[]);
+    let forced = |ts: u64| format!(r#"{{"ts":{ts},"type":"door.forced","door":"d-dock"}}"#);
+    let heartbeat = |ts: u64| format!(r#"{{"ts":{ts},"type":"heartbeat","device":"ctl-1"}}"#);
+
+    assert_eq!(post_from(&srv, "panel-a", &forced(BASE)), (1, 0));
+    assert_eq!(post_from(&srv, "panel-b", &heartbeat(BASE + 500)), (1, 0));
+    assert_eq!(post_from(&srv, "panel-a", &forced(BASE + 60_000)), (1, 0));
+    // panel-b's clock is its own: a minute behind panel-a is not late (one shared watermark
+    // would call it late).
+    assert_eq!(post_from(&srv, "panel-b", &forced(BASE + 1_000)), (1, 0), "on time for its own source");
+    // panel-a's own watermark is BASE + 58 s.
+    assert_eq!(post_from(&srv, "panel-a", &forced(BASE + 1_500)), (0, 1), "late for its own source");
+    // The sidecar watermark is the minimum: panel-b holds it back.
+    let m = metrics(&srv);
+    assert_eq!(metric_where(&m, "vigil_source_watermark_ms", "source", "panel-a"), BASE + 58_000);
+    assert_eq!(metric_where(&m, "vigil_source_watermark_ms", "source", "panel-b"), BASE - 1_000);
+    // (The engine follows asynchronously, never past the minimum.)
+    let w = metric_sum(&m, "vigil_watermark_ms");
+    assert!(w <= BASE - 1_000, "panel-b holds the engine watermark back: {w}");
+
+    // A bad name is refused before anything is read.
+    let r = request(srv.http, "POST", "/v1/events", &[("X-Vigil-Source", "no spaces")], forced(BASE).as_bytes());
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = request(srv.http, "POST", "/v1/events?source=tcp:1", &[], forced(BASE).as_bytes());
+    assert_eq!(r.status, 400, "connection names are not for HTTP: {}", r.text());
+
+    // Crash and restart: the replayed log gives every source its watermark back.
+    srv.kill9();
+    let srv = Server::start(&sample_site(), &data, &[]);
+    assert_eq!(post_from(&srv, "panel-a", &forced(BASE + 1_500)), (0, 1), "still late for panel-a");
+    assert_eq!(post_from(&srv, "panel-b", &forced(BASE + 2_000)), (1, 0), "still on time for panel-b");
+    advance(&srv, BASE + 120_000);
+    let alarms = wait_for_alarms(&srv, 4);
+    let mut ts: Vec<u64> =
+        alarms.iter().filter(|a| a["rule"] == "forced_entry_unconfirmed").filter_map(|a| a["ts"].as_u64()).collect();
+    ts.sort_unstable();
+    assert_eq!(ts, vec![BASE, BASE + 1_000, BASE + 2_000, BASE + 60_000], "{alarms:?}");
+    assert_consecutive_ids(&alarms);
+}
+
 #[test]
 fn a_checkpoint_taken_with_other_settings_is_refused_with_what_to_do() {
     let t = TempDir::new("settings");

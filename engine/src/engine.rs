@@ -352,12 +352,19 @@ impl Engine {
 
     /// A new source, owned by the next worker in turn.
     pub fn source(&self, name: &str) -> Source {
-        self.registry.register(name, None)
+        self.registry.register(name, None, false)
     }
 
     /// A new source owned by local worker `worker` (modulo the worker count).
     pub fn source_on(&self, name: &str, worker: usize) -> Source {
-        self.registry.register(name, Some(worker))
+        self.registry.register(name, Some(worker), false)
+    }
+
+    /// A new source whose watermark the host drives alone, with [`Source::advance_to`]: the ts
+    /// of its events never move it, and an event below it is late. For a host that merges
+    /// several inputs with their own watermarks into one ordered stream (the sidecar).
+    pub fn source_host_timed(&self, name: &str) -> Source {
+        self.registry.register(name, None, true)
     }
 
     /// The alarm stream. Alarms arrive as soon as they are final; the channel is unbounded
@@ -505,6 +512,8 @@ struct OwnedSource {
     rx: Receiver<Batch>,
     /// The watermark the source was registered at (raised by idle ticks in live mode).
     start: u64,
+    /// See [`crate::source`]'s `SourceShared::host_timed`.
+    host_timed: bool,
     max_ts: Option<u64>,
     /// When the source last delivered a batch (live mode).
     last_batch: Instant,
@@ -514,6 +523,9 @@ impl OwnedSource {
     /// The source's watermark now: `max ts seen − lateness`, never below where it started.
     #[inline]
     fn watermark(&self, lateness: u64) -> u64 {
+        if self.host_timed {
+            return self.start;
+        }
         self.max_ts.map_or(self.start, |m| m.saturating_sub(lateness).max(self.start))
     }
 }
@@ -754,6 +766,7 @@ fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
                             shared: s.clone(),
                             rx,
                             start,
+                            host_timed: s.host_timed,
                             max_ts: None,
                             last_batch: Instant::now(),
                         });

@@ -53,6 +53,9 @@ pub(crate) struct SourceShared {
     pub watermark_ingest: AtomicU64,
     /// Set by the owner once the queue is disconnected and empty.
     pub drained: AtomicBool,
+    /// The watermark moves only by [`Source::advance_to`], never by the events' ts (the host
+    /// keeps its own watermarks, see [`crate::Engine::source_host_timed`]).
+    pub host_timed: bool,
     /// Taken by the owner on first sight.
     pub rx: Mutex<Option<Receiver<Batch>>>,
 }
@@ -100,7 +103,7 @@ impl Registry {
     }
 
     /// Registers a source owned by `owner` (round-robin when `None`).
-    pub fn register(self: &Arc<Self>, name: &str, owner: Option<usize>) -> Source {
+    pub fn register(self: &Arc<Self>, name: &str, owner: Option<usize>, host_timed: bool) -> Source {
         let owner = owner.unwrap_or_else(|| self.next_owner.fetch_add(1, Ordering::Relaxed)) % self.workers;
         let (tx, rx) = crossbeam_channel::bounded(self.queue_batches);
         // Under the write lock: workers compute the minimum (and raise `floor`) under the read
@@ -112,6 +115,7 @@ impl Registry {
             watermark: AtomicU64::new(self.floor.load(Ordering::SeqCst)),
             watermark_ingest: AtomicU64::new(self.clock.now_ns()),
             drained: AtomicBool::new(false),
+            host_timed,
             rx: Mutex::new(Some(rx)),
         });
         list.push(shared.clone());

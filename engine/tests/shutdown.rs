@@ -52,6 +52,26 @@ fn a_source_added_mid_run_starts_at_the_current_watermark() {
 }
 
 #[test]
+fn a_host_timed_source_moves_only_when_the_host_advances_it() {
+    let e = engine(2);
+    let alarms = e.alarms().clone();
+    let mut s = e.source_host_timed("host");
+    s.push_ndjson(line(T0, "door.forced", "door", "d-dock").into_bytes()).expect("ok");
+    s.push_ndjson(line(T0 + 60_000, "heartbeat", "device", "ctl-1").into_bytes()).expect("ok");
+    // A normal source would now be at T0 + 58 s and call this late; the host has not moved it.
+    s.push_ndjson(line(T0 + 1_000, "door.forced", "door", "d-dock").into_bytes()).expect("ok");
+    s.advance_to(T0 + 30_000).expect("ok");
+    // Below what the host advanced to: late.
+    s.push_ndjson(line(T0 + 2_000, "door.forced", "door", "d-dock").into_bytes()).expect("ok");
+    drop(s);
+    let stats = e.finish().expect("finishes");
+    assert_eq!(stats.late, 1, "only the event below the host's advance is late");
+    let mut got: Vec<u64> = alarms.try_iter().filter(|a| a.rule == "forced_entry_unconfirmed").map(|a| a.ts).collect();
+    got.sort_unstable();
+    assert_eq!(got, vec![T0, T0 + 1_000]);
+}
+
+#[test]
 fn try_push_hands_the_batch_back_when_full_and_after_the_end() {
     let e = engine(1);
     let mut s = e.source("s");

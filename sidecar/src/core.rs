@@ -1,11 +1,19 @@
 //! The sidecar's core, without any network: ingest (validate, log, push), the alarm journal,
 //! live time, checkpoints and recovery.
 //!
+//! **Sources.** Each input keeps its own watermark (DESIGN §4): a named HTTP source
+//! (`X-Vigil-Source`, default `http`) or one TCP connection (`tcp:N`, closed with it). An event
+//! below its source's watermark is late. The sidecar's watermark is the minimum over the open
+//! sources (never lowered; when the last one closes, its watermark); it drives the engine's one
+//! host-timed source, so the engine sees a single ordered stream.
+//!
 //! **Durability.** Every accepted event line is appended to the *ingest log* (and fsynced under
-//! the default policy) before the client hears "accepted". Watermark advances (live ticks,
-//! `POST /v1/advance`) and rule swaps are logged the same way, as control records starting with
-//! `#` (which no valid event line can). Replaying the log through the same code therefore
-//! reproduces every decision: which events were late, which were processed, under which rules.
+//! the default policy) before the client hears "accepted". Which source a batch came from, a
+//! connection's end, watermark advances (live ticks, `POST /v1/advance`) and rule swaps are
+//! logged the same way, as control records starting with `#` (which no valid event line can):
+//! `#src NAME`, `#close NAME`, `#advance MS [NAME]`, `#swap {...}`. Replaying the log through the
+//! same code therefore reproduces every decision: which events were late, which were processed,
+//! under which rules.
 //!
 //! **Checkpoints.** Under the ingest lock: note the log offset, take an engine checkpoint, wait
 //! until every alarm it covers is in the journal, write `checkpoint.bin` (atomically: temp file,
@@ -15,7 +23,7 @@
 //! Alarms already journaled after the checkpoint (the crash came after they were written) are
 //! recognised by identity and not journaled again; journal sequence numbers continue.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -182,7 +190,11 @@ struct CheckpointHeader {
     journal_seq: u64,
     /// The sidecar watermark.
     watermark: u64,
+    /// The largest ts accepted (before sources were kept apart: the one source's).
     max_ts: Option<u64>,
+    /// The open sources and their watermarks.
+    #[serde(default)]
+    sources: Vec<SavedSource>,
     /// The rule pack in force (TOML; `None` = default).
     pack: Option<String>,
     /// Fingerprint of site.toml.
@@ -191,6 +203,36 @@ struct CheckpointHeader {
 }
 
 const CHECKPOINT_FILE: &str = "checkpoint.bin";
+
+/// A source in a checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SavedSource {
+    name: String,
+    watermark: u64,
+    max_ts: Option<u64>,
+}
+
+/// The source of HTTP posts that name none.
+pub const DEFAULT_SOURCE: &str = "http";
+
+/// TCP connection sources are named `tcp:N` (HTTP source names cannot hold a `:`).
+const CONNECTION_PREFIX: &str = "tcp:";
+
+/// Whether `name` is a valid HTTP source name: 1 to 64 of `A-Z a-z 0-9 . _ -`.
+pub fn valid_source_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// One open source.
+#[derive(Debug)]
+struct Src {
+    /// `max ts − lateness`, never below where it started (the sidecar watermark then), raised
+    /// by advances.
+    watermark: u64,
+    max_ts: Option<u64>,
+    /// Live time: when it last sent something.
+    last_input: Instant,
+}
 
 /// How long (event time, by alarm ts) the journaler remembers identities journaled before a
 /// restart; the engine's own identity memory is as long.
@@ -226,16 +268,32 @@ fn fingerprint(text: &str) -> u64 {
 
 /// State behind the ingest lock: one sequencing point for events, ticks and swaps.
 struct Ingest {
+    /// The engine's one source; its watermark is ours (host-timed).
     source: Source,
     log: SegmentLog,
     decoder: Decoder,
-    /// The sidecar's watermark: `max ts − lateness`, raised by advances (the engine's source
-    /// computes the same).
+    /// The open sources, by name.
+    sources: BTreeMap<String, Src>,
+    /// The sidecar's watermark: the minimum over the open sources, never lowered.
     watermark: u64,
-    max_ts: Option<u64>,
-    last_input: Instant,
+    /// The source of the last logged batch (a batch from another is preceded by `#src`); while
+    /// replaying, the source of the lines being replayed.
+    logged_source: Option<String>,
     pack: Option<String>,
     dead: Option<File>,
+}
+
+impl Ingest {
+    /// Raises the sidecar watermark to the minimum over the open sources (or `floor`, when it is
+    /// higher) and passes a raise on to the engine.
+    fn raise(&mut self, floor: u64) -> Result<(), CoreError> {
+        let min = self.sources.values().map(|s| s.watermark).min().unwrap_or(floor).max(floor);
+        if min > self.watermark {
+            self.watermark = min;
+            self.source.advance_to(min).map_err(|_| CoreError::Stopping)?;
+        }
+        Ok(())
+    }
 }
 
 /// A page of the journal.
@@ -283,6 +341,8 @@ pub struct Core {
     failed: tokio::sync::watch::Sender<Option<String>>,
     last_checkpoint: Mutex<Instant>,
     processed: AtomicU64,
+    /// TCP connections accepted (names their sources).
+    connections: AtomicU64,
     journaler: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -338,13 +398,18 @@ impl Core {
         // Where the checkpoint leaves off: alarms received, journal seq, ingest-log offset,
         // watermark, largest ts. Without one: from the start of the logs.
         let checkpoint_present = checkpoint.is_some();
-        let (received, journal_seq, ingest_from, watermark, max_ts) = match checkpoint {
+        let (received, journal_seq, ingest_from, watermark, saved) = match checkpoint {
             Some((h, snap)) => {
-                let at = (snap.alarms_sent(), h.journal_seq, h.ingest_offset, h.watermark, h.max_ts);
+                let mut saved = h.sources;
+                if saved.is_empty() && h.max_ts.is_some() {
+                    // A checkpoint from before sources were kept apart: its one source.
+                    saved.push(SavedSource { name: DEFAULT_SOURCE.into(), watermark: h.watermark, max_ts: h.max_ts });
+                }
+                let at = (snap.alarms_sent(), h.journal_seq, h.ingest_offset, h.watermark, saved);
                 builder = builder.restore(snap);
                 at
             }
-            None => (0, 0, ingest_log.first_seq(), 0, None),
+            None => (0, 0, ingest_log.first_seq(), 0, Vec::new()),
         };
         let restoring = checkpoint_present;
         let engine = builder.build().map_err(|e| match e {
@@ -357,7 +422,15 @@ impl Core {
             },
             other => other.into(),
         })?;
-        let source = engine.source("sidecar");
+        let mut source = engine.source_host_timed("sidecar");
+        if watermark > 0 {
+            source.advance_to(watermark).map_err(|_| CoreError::Stopping)?;
+        }
+        let now = Instant::now();
+        let sources = saved
+            .into_iter()
+            .map(|s| (s.name, Src { watermark: s.watermark, max_ts: s.max_ts, last_input: now }))
+            .collect();
         let alarms = engine.alarms().clone();
 
         // Alarms journaled after the checkpoint: a replay raises them again; journal them once.
@@ -382,9 +455,9 @@ impl Core {
                 source,
                 log: ingest_log,
                 decoder: Decoder::new(cfg.topo.clone(), cfg.max_line),
+                sources,
                 watermark,
-                max_ts,
-                last_input: Instant::now(),
+                logged_source: None,
                 pack: pack_text,
                 dead: Some(dead),
             }),
@@ -398,6 +471,7 @@ impl Core {
             failed: tokio::sync::watch::channel(None).0,
             last_checkpoint: Mutex::new(Instant::now()),
             processed: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
             engine: Mutex::new(Some(engine)),
             journaler: Mutex::new(None),
             cfg,
@@ -453,18 +527,25 @@ impl Core {
             let mut events: Vec<LineIn<'_>> = Vec::new();
             for (i, r) in records.iter().enumerate() {
                 if let Some(rest) = r.strip_prefix(b"#") {
-                    self.ingest_locked(&mut g, &events, true)?;
+                    self.ingest_locked(&mut g, None, &events)?;
                     events.clear();
                     self.control_locked(&mut g, rest)?;
                 } else {
                     events.push(LineIn { no: i as u64 + 1, bytes: Some(r), len: r.len() });
                 }
             }
-            self.ingest_locked(&mut g, &events, true)?;
+            self.ingest_locked(&mut g, None, &events)?;
             replayed += records.len() as u64;
         }
+        g.logged_source = None;
         if replayed > 0 {
             tracing::info!(records = replayed, "replayed the ingest log after the checkpoint");
+        }
+        // The connections behind `tcp:N` sources died with the last process: end them (logged, so
+        // the next replay ends them at the same point).
+        let dead: Vec<String> = g.sources.keys().filter(|n| n.starts_with(CONNECTION_PREFIX)).cloned().collect();
+        for name in dead {
+            self.close_locked(&mut g, &name, false)?;
         }
         Ok(())
     }
@@ -472,9 +553,15 @@ impl Core {
     /// Applies a logged control record (without the `#`).
     fn control_locked(&self, g: &mut Ingest, rec: &[u8]) -> Result<(), CoreError> {
         let text = String::from_utf8_lossy(rec);
-        if let Some(to) = text.strip_prefix("advance ") {
-            let to: u64 = to.trim().parse().map_err(|_| CoreError::Rules(format!("bad ingest-log record #{text}")))?;
-            self.advance_locked(g, to, true)?;
+        let bad = || CoreError::Rules(format!("bad ingest-log record #{text}"));
+        if let Some(args) = text.strip_prefix("advance ") {
+            let mut parts = args.split_whitespace();
+            let to: u64 = parts.next().and_then(|t| t.parse().ok()).ok_or_else(bad)?;
+            self.advance_locked(g, to, parts.next(), true)?;
+        } else if let Some(name) = text.strip_prefix("src ") {
+            g.logged_source = Some(name.trim().to_owned());
+        } else if let Some(name) = text.strip_prefix("close ") {
+            self.close_locked(g, name.trim(), true)?;
         } else if let Some(json) = text.strip_prefix("swap ") {
             let v: serde_json::Value =
                 serde_json::from_str(json).map_err(|e| CoreError::Rules(format!("bad ingest-log swap record: {e}")))?;
@@ -487,8 +574,9 @@ impl Core {
         Ok(())
     }
 
-    /// Validates, logs and pushes a batch of lines. Answers with what became of each.
-    pub fn ingest(&self, lines: &[LineIn<'_>]) -> Result<IngestReport, CoreError> {
+    /// Validates, logs and pushes a batch of lines from `source` (see the module docs). Answers
+    /// with what became of each.
+    pub fn ingest(&self, source: &str, lines: &[LineIn<'_>]) -> Result<IngestReport, CoreError> {
         if self.stopping.load(Ordering::SeqCst) {
             return Err(CoreError::Stopping);
         }
@@ -501,17 +589,29 @@ impl Core {
             self.metrics.busy.fetch_add(1, Ordering::Relaxed);
             return Err(CoreError::Busy);
         }
-        self.ingest_locked(&mut g, lines, false)
+        self.ingest_locked(&mut g, Some(source), lines)
     }
 
-    fn ingest_locked(&self, g: &mut Ingest, lines: &[LineIn<'_>], replay: bool) -> Result<IngestReport, CoreError> {
+    /// Ingests `lines` from `source`; `None` replays them, from the source the log last named.
+    fn ingest_locked(
+        &self,
+        g: &mut Ingest,
+        source: Option<&str>,
+        lines: &[LineIn<'_>],
+    ) -> Result<IngestReport, CoreError> {
         let mut report = IngestReport::default();
         if lines.is_empty() {
             return Ok(report);
         }
+        let replay = source.is_none();
+        let name = match source {
+            Some(n) => n.to_owned(),
+            None => g.logged_source.clone().unwrap_or_else(|| DEFAULT_SOURCE.to_owned()),
+        };
         let lateness = self.cfg.lateness_ms;
-        // Committed to `g` only once the accepted lines are logged.
-        let (mut watermark, mut max_ts) = (g.watermark, g.max_ts);
+        // A new source starts at the sidecar watermark. Committed to `g` only once the accepted
+        // lines are logged.
+        let (mut watermark, mut max_ts) = g.sources.get(&name).map_or((g.watermark, None), |s| (s.watermark, s.max_ts));
         let mut accepted: Vec<&[u8]> = Vec::with_capacity(lines.len());
         let mut late_lines: Vec<&[u8]> = Vec::new();
         for l in lines {
@@ -544,9 +644,19 @@ impl Core {
         }
         if !accepted.is_empty() {
             if !replay {
-                self.log_append(g, &accepted)?;
+                if g.logged_source.as_deref() == Some(name.as_str()) {
+                    self.log_append(g, &accepted)?;
+                } else {
+                    let tag = format!("#src {name}");
+                    let mut records: Vec<&[u8]> = Vec::with_capacity(accepted.len() + 1);
+                    records.push(tag.as_bytes());
+                    records.extend_from_slice(&accepted);
+                    self.log_append(g, &records)?;
+                    g.logged_source = Some(name.clone());
+                }
             }
-            (g.watermark, g.max_ts) = (watermark, max_ts);
+            let src = g.sources.entry(name).or_insert(Src { watermark, max_ts, last_input: Instant::now() });
+            (src.watermark, src.max_ts, src.last_input) = (watermark, max_ts, Instant::now());
             // One buffer per batch: the engine takes ownership of it.
             let mut bytes = Vec::with_capacity(accepted.iter().map(|a| a.len() + 1).sum());
             for a in &accepted {
@@ -554,7 +664,7 @@ impl Core {
                 bytes.push(b'\n');
             }
             g.source.push_ndjson(bytes).map_err(|_| CoreError::Stopping)?;
-            g.last_input = Instant::now();
+            g.raise(0)?;
         }
         if !late_lines.is_empty() {
             if let Some(f) = g.dead.as_mut() {
@@ -608,26 +718,69 @@ impl Core {
         self.failed.subscribe()
     }
 
-    /// Raises the watermark to `to` (logged, so a restart replays it).
+    /// Raises every open source, and the sidecar watermark, to `to` (logged, so a restart
+    /// replays it).
     pub fn advance(&self, to: u64) -> Result<u64, CoreError> {
         let mut g = lock(&self.ingest);
         if self.stopping.load(Ordering::SeqCst) {
             return Err(CoreError::Stopping);
         }
-        self.advance_locked(&mut g, to, false)?;
+        self.advance_locked(&mut g, to, None, false)?;
         Ok(g.watermark)
     }
 
-    fn advance_locked(&self, g: &mut Ingest, to: u64, replay: bool) -> Result<(), CoreError> {
-        if to <= g.watermark {
+    /// Raises source `only` (all open sources and the floor when `None`) to `to`.
+    fn advance_locked(&self, g: &mut Ingest, to: u64, only: Option<&str>, replay: bool) -> Result<(), CoreError> {
+        let moves = match only {
+            Some(name) => g.sources.get(name).is_some_and(|s| s.watermark < to),
+            // Every open source is at or above the sidecar watermark.
+            None => to > g.watermark,
+        };
+        if !moves {
             return Ok(());
         }
         if !replay {
-            self.log_append(g, &[format!("#advance {to}").as_bytes()])?;
+            let rec = match only {
+                Some(name) => format!("#advance {to} {name}"),
+                None => format!("#advance {to}"),
+            };
+            self.log_append(g, &[rec.as_bytes()])?;
         }
-        g.source.advance_to(to).map_err(|_| CoreError::Stopping)?;
-        g.watermark = to;
-        Ok(())
+        for (name, src) in g.sources.iter_mut() {
+            if only.is_none_or(|o| o == name) {
+                src.watermark = src.watermark.max(to);
+            }
+        }
+        g.raise(if only.is_none() { to } else { 0 })
+    }
+
+    /// Ends a connection's source: its watermark no longer holds the sidecar's back (logged).
+    pub fn close_source(&self, name: &str) -> Result<(), CoreError> {
+        let mut g = lock(&self.ingest);
+        if self.failed.borrow().is_some() {
+            // Nothing more is logged; the restart ends it.
+            return Ok(());
+        }
+        self.close_locked(&mut g, name, false)
+    }
+
+    fn close_locked(&self, g: &mut Ingest, name: &str, replay: bool) -> Result<(), CoreError> {
+        let Some(src) = g.sources.get(name) else { return Ok(()) };
+        let last = src.watermark;
+        if !replay {
+            self.log_append(g, &[format!("#close {name}").as_bytes()])?;
+        }
+        g.sources.remove(name);
+        if g.logged_source.as_deref() == Some(name) {
+            g.logged_source = None;
+        }
+        // The last source to close leaves its watermark behind.
+        g.raise(if g.sources.is_empty() { last } else { 0 })
+    }
+
+    /// A name for a new TCP connection's source.
+    pub fn connection_source(&self) -> String {
+        format!("{CONNECTION_PREFIX}{}", self.connections.fetch_add(1, Ordering::Relaxed) + 1)
     }
 
     /// Hot-swaps the rule pack (validated first; a bad pack changes nothing).
@@ -665,11 +818,15 @@ impl Core {
     pub fn tick(&self) -> Result<(), CoreError> {
         let Some(idle) = self.cfg.live_idle else { return Ok(()) };
         let mut g = lock(&self.ingest);
-        if g.last_input.elapsed() >= idle {
-            let w = wall_ms().saturating_sub(self.cfg.lateness_ms);
-            if w > g.watermark {
-                self.advance_locked(&mut g, w, false)?;
-            }
+        let w = wall_ms().saturating_sub(self.cfg.lateness_ms);
+        let idle: Vec<String> = g
+            .sources
+            .iter()
+            .filter(|(_, s)| s.last_input.elapsed() >= idle && w > s.watermark)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in idle {
+            self.advance_locked(&mut g, w, Some(&name), false)?;
         }
         Ok(())
     }
@@ -722,13 +879,20 @@ impl Core {
             ingest_offset: offset,
             journal_seq,
             watermark: g.watermark,
-            max_ts: g.max_ts,
+            max_ts: g.sources.values().filter_map(|s| s.max_ts).max(),
+            sources: g
+                .sources
+                .iter()
+                .map(|(name, s)| SavedSource { name: name.clone(), watermark: s.watermark, max_ts: s.max_ts })
+                .collect(),
             pack: g.pack.clone(),
             site: fingerprint(&self.cfg.site_text),
             created_ms: wall_ms(),
         };
         let body = snap.to_bytes().map_err(vigil_engine::EngineError::from)?;
         write_checkpoint(&self.cfg.data_dir, &header, &body)?;
+        // Replay starts after this point: the next logged batch names its source.
+        g.logged_source = None;
         // The checkpoint is taken; deleting what it covers may fail and is retried next time.
         *lock(&self.last_checkpoint) = Instant::now();
         let deleted = g.log.truncate_before(offset).unwrap_or_else(|e| {
@@ -880,6 +1044,11 @@ impl Core {
             }
             None => (0, self.processed.load(Ordering::Relaxed), 0, queued),
         }
+    }
+
+    /// The open sources and their watermarks.
+    pub fn sources(&self) -> Vec<(String, u64)> {
+        lock(&self.ingest).sources.iter().map(|(n, s)| (n.clone(), s.watermark)).collect()
     }
 
     /// The sidecar watermark.

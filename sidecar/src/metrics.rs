@@ -35,7 +35,7 @@ pub struct Metrics {
 }
 
 /// Engine-side readings taken when rendering.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct EngineReading {
     /// Engine watermark (event-time ms).
     pub watermark: u64,
@@ -45,6 +45,8 @@ pub struct EngineReading {
     pub queue_depth: usize,
     /// Wall clock now (ms).
     pub now_ms: u64,
+    /// The open sources and their watermarks.
+    pub sources: Vec<(String, u64)>,
 }
 
 impl Metrics {
@@ -134,6 +136,14 @@ impl Metrics {
         let _ = writeln!(s, "# HELP vigil_watermark_ms The engine watermark (event time, ms).");
         let _ = writeln!(s, "# TYPE vigil_watermark_ms gauge");
         let _ = writeln!(s, "vigil_watermark_ms {}", e.watermark);
+        let _ = writeln!(
+            s,
+            "# HELP vigil_source_watermark_ms Each open source's watermark (the lowest holds the engine's)."
+        );
+        let _ = writeln!(s, "# TYPE vigil_source_watermark_ms gauge");
+        for (name, w) in &e.sources {
+            let _ = writeln!(s, "vigil_source_watermark_ms{{source=\"{name}\"}} {w}");
+        }
         let _ = writeln!(s, "# HELP vigil_watermark_lag_ms Wall clock minus the engine watermark.");
         let _ = writeln!(s, "# TYPE vigil_watermark_lag_ms gauge");
         let _ = writeln!(s, "vigil_watermark_lag_ms {}", e.now_ms.saturating_sub(e.watermark));

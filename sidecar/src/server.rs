@@ -21,7 +21,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::core::{Core, CoreError, IngestReport, LineIn, split_lines};
+use crate::core::{Core, CoreError, DEFAULT_SOURCE, IngestReport, LineIn, split_lines, valid_source_name};
 use crate::metrics::EngineReading;
 
 /// Limits and guards of the network side.
@@ -142,7 +142,29 @@ async fn read_body(app: &App, body: Body) -> Result<axum::body::Bytes, Response>
     }
 }
 
-async fn post_events(State(app): State<App>, body: Body) -> Response {
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    source: Option<String>,
+}
+
+/// The source a post names (`X-Vigil-Source`, else `?source=`, else the default), or why not.
+fn source_of(headers: &HeaderMap, q: EventsQuery) -> Result<String, String> {
+    let name = match headers.get("x-vigil-source") {
+        Some(v) => v.to_str().map(str::to_owned).map_err(|_| "X-Vigil-Source is not ASCII".to_owned())?,
+        None => q.source.unwrap_or_else(|| DEFAULT_SOURCE.to_owned()),
+    };
+    if valid_source_name(&name) {
+        Ok(name)
+    } else {
+        Err(format!("source name {name:?}: use 1 to 64 of A-Z a-z 0-9 . _ -"))
+    }
+}
+
+async fn post_events(State(app): State<App>, headers: HeaderMap, Query(q): Query<EventsQuery>, body: Body) -> Response {
+    let source = match source_of(&headers, q) {
+        Ok(s) => s,
+        Err(why) => return json(StatusCode::BAD_REQUEST, serde_json::json!({ "errors": [why] }).to_string()),
+    };
     let bytes = match read_body(&app, body).await {
         Ok(b) => b,
         Err(r) => return r,
@@ -151,7 +173,7 @@ async fn post_events(State(app): State<App>, body: Body) -> Response {
     let max_line = app.net.max_line;
     let r = tokio::task::spawn_blocking(move || {
         let lines = split_lines(&bytes, max_line);
-        core.ingest(&lines)
+        core.ingest(&source, &lines)
     })
     .await;
     match r {
@@ -299,7 +321,8 @@ async fn get_metrics(State(app): State<App>) -> Response {
     let text = tokio::task::spawn_blocking(move || {
         let (watermark, processed, _late, queue_depth) = core.engine_state();
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        core.metrics.render(EngineReading { watermark, processed, queue_depth, now_ms })
+        let sources = core.sources();
+        core.metrics.render(EngineReading { watermark, processed, queue_depth, now_ms, sources })
     })
     .await
     .unwrap_or_default();
@@ -408,6 +431,26 @@ async fn tcp_connection(
     max_line: usize,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    // This connection is a source of its own, ended with it.
+    let source = core.connection_source();
+    let result = tcp_stream(stream, &core, &source, max_line, &mut stop).await;
+    let c = core.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Err(e) = c.close_source(&source) {
+            tracing::warn!(%source, error = %e, "could not end the connection's source");
+        }
+    })
+    .await;
+    result
+}
+
+async fn tcp_stream(
+    stream: TcpStream,
+    core: &Arc<Core>,
+    source: &str,
+    max_line: usize,
+    stop: &mut watch::Receiver<bool>,
+) -> std::io::Result<()> {
     let (rd, mut wr) = stream.into_split();
     let mut reader = BufReader::with_capacity(256 * 1024, rd);
     let mut totals = (0u64, 0u64, 0u64);
@@ -422,7 +465,7 @@ async fn tcp_connection(
             // A line cut short by the stop is not accounted for: the client resends it.
             let read = tokio::select! {
                 r = read_line_limited(&mut reader, &mut line, max_line) => Some(r?),
-                () = stopped(&mut stop) => None,
+                () = stopped(stop) => None,
             };
             let Some((n, too_long)) = read else {
                 (eof, cut_short) = (true, true);
@@ -451,10 +494,11 @@ async fn tcp_connection(
         let report = loop {
             let c = core.clone();
             let b = batch.clone();
+            let src = source.to_owned();
             let r = tokio::task::spawn_blocking(move || {
                 let lines: Vec<LineIn<'_>> =
                     b.iter().map(|(no, l, n)| LineIn { no: *no, bytes: l.as_deref(), len: *n }).collect();
-                c.ingest(&lines)
+                c.ingest(&src, &lines)
             })
             .await
             .map_err(std::io::Error::other)?;
