@@ -935,7 +935,7 @@ fn ingest_batch(
 ) -> u64 {
     let name = src.shared.name.clone();
     match batch {
-        Batch::Ndjson { bytes, first_line, ingest_ns } => {
+        Batch::Ndjson { bytes, first_line, ingest_ns, advance } => {
             let mut line_no = first_line;
             let mut start = 0;
             while start < bytes.len() {
@@ -953,6 +953,9 @@ fn ingest_batch(
                 }
                 start = end + 1;
                 line_no += 1;
+            }
+            if let Some(to) = advance {
+                src.start = src.start.max(to);
             }
             ingest_ns
         }

@@ -28,8 +28,9 @@ pub const MAX_ARROW_ROWS: usize = 8_192;
 
 /// A batch on its way to the owning worker.
 pub(crate) enum Batch {
-    /// Whole NDJSON lines; `first_line` numbers the first.
-    Ndjson { bytes: Vec<u8>, first_line: u64, ingest_ns: u64 },
+    /// Whole NDJSON lines; `first_line` numbers the first. Then, if `advance`, raise the
+    /// source's watermark to it (in the same round as the lines, see [`Source::push_ndjson_then_advance`]).
+    Ndjson { bytes: Vec<u8>, first_line: u64, ingest_ns: u64, advance: Option<u64> },
     /// Already decoded events (their `ingest_ns` set at push).
     Events(Vec<Event>),
     /// An Arrow record batch; `first_row` numbers its first row (1-based).
@@ -210,7 +211,17 @@ impl Source {
     /// one file over several sources).
     pub fn push_ndjson_at(&mut self, bytes: Vec<u8>, first_line: u64) -> Result<(), PushError> {
         let ingest_ns = self.registry.clock.now_ns();
-        self.send(Batch::Ndjson { bytes, first_line, ingest_ns })
+        self.send(Batch::Ndjson { bytes, first_line, ingest_ns, advance: None })
+    }
+
+    /// [`Source::push_ndjson`], then [`Source::advance_to`] `to` (when `Some`) as one batch: the
+    /// lines are judged against the watermark before the advance, and the advance takes effect
+    /// with them rather than a round later (a host-timed source advancing after every batch).
+    pub fn push_ndjson_then_advance(&mut self, bytes: Vec<u8>, to: Option<u64>) -> Result<(), PushError> {
+        let first_line = self.next_line;
+        self.next_line += line_count(&bytes);
+        let ingest_ns = self.registry.clock.now_ns();
+        self.send(Batch::Ndjson { bytes, first_line, ingest_ns, advance: to })
     }
 
     /// Like [`Source::push_ndjson_at`], with the batch's ingest instant given by the caller on the
@@ -218,7 +229,7 @@ impl Source {
     /// with its *scheduled* send time, so latency includes any time the batch waited to be
     /// accepted: a stalled engine cannot hide its delay (no coordinated omission).
     pub fn push_ndjson_stamped(&mut self, bytes: Vec<u8>, first_line: u64, ingest_ns: u64) -> Result<(), PushError> {
-        self.send(Batch::Ndjson { bytes, first_line, ingest_ns })
+        self.send(Batch::Ndjson { bytes, first_line, ingest_ns, advance: None })
     }
 
     /// Non-blocking [`Source::push_ndjson`]: hands the bytes back when the queue is full.
@@ -226,7 +237,7 @@ impl Source {
         let first_line = self.next_line;
         let lines = line_count(&bytes);
         let ingest_ns = self.registry.clock.now_ns();
-        match self.try_send(Batch::Ndjson { bytes, first_line, ingest_ns }) {
+        match self.try_send(Batch::Ndjson { bytes, first_line, ingest_ns, advance: None }) {
             Ok(()) => {
                 self.next_line += lines;
                 Ok(())

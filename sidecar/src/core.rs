@@ -287,12 +287,17 @@ impl Ingest {
     /// Raises the sidecar watermark to the minimum over the open sources (or `floor`, when it is
     /// higher) and passes a raise on to the engine.
     fn raise(&mut self, floor: u64) -> Result<(), CoreError> {
-        let min = self.sources.values().map(|s| s.watermark).min().unwrap_or(floor).max(floor);
-        if min > self.watermark {
-            self.watermark = min;
-            self.source.advance_to(min).map_err(|_| CoreError::Stopping)?;
+        if let Some(w) = self.next_watermark(floor) {
+            self.watermark = w;
+            self.source.advance_to(w).map_err(|_| CoreError::Stopping)?;
         }
         Ok(())
+    }
+
+    /// The sidecar watermark the open sources (and `floor`) allow, when above the current one.
+    fn next_watermark(&self, floor: u64) -> Option<u64> {
+        let min = self.sources.values().map(|s| s.watermark).min().unwrap_or(floor).max(floor);
+        (min > self.watermark).then_some(min)
     }
 }
 
@@ -663,8 +668,12 @@ impl Core {
                 bytes.extend_from_slice(a);
                 bytes.push(b'\n');
             }
-            g.source.push_ndjson(bytes).map_err(|_| CoreError::Stopping)?;
-            g.raise(0)?;
+            // The watermark these lines allow travels with them (one batch, one engine round).
+            let next = g.next_watermark(0);
+            g.source.push_ndjson_then_advance(bytes, next).map_err(|_| CoreError::Stopping)?;
+            if let Some(w) = next {
+                g.watermark = w;
+            }
         }
         if !late_lines.is_empty() {
             if let Some(f) = g.dead.as_mut() {
