@@ -630,6 +630,71 @@ fn each_source_keeps_its_own_watermark_across_a_restart() {
 }
 
 #[test]
+fn each_tcp_connection_is_a_source_of_its_own() {
+    let t = TempDir::new("tcp-sources");
+    let srv = Server::start(&sample_site(), &t.join("data"), &[]);
+    let addr = srv.tcp.expect("--tcp was given");
+    let forced = |ts: u64| format!("{{\"ts\":{ts},\"type\":\"door.forced\",\"door\":\"d-dock\"}}\n");
+    let connect = || {
+        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(60))).expect("read timeout");
+        s
+    };
+    let (mut a, mut b) = (connect(), connect());
+    // One line at a time, each ingested before the next is sent.
+    let send = |conn: &mut TcpStream, line: String, accepted: u64, late: u64| {
+        conn.write_all(line.as_bytes()).expect("send a line");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let m = metrics(&srv);
+            let now = (metric_sum(&m, "vigil_events_accepted_total"), metric_sum(&m, "vigil_events_late_total"));
+            if now == (accepted, late) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "after {line:?}: (accepted, late) = {now:?}, want ({accepted}, {late})");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    send(&mut a, forced(BASE), 1, 0);
+    send(&mut b, forced(BASE + 500), 2, 0);
+    send(&mut a, forced(BASE + 60_000), 3, 0);
+    // A minute behind connection a, but on time for its own connection.
+    send(&mut b, forced(BASE + 1_000), 4, 0);
+    // Late for connection a (its watermark is BASE + 58 s).
+    send(&mut a, forced(BASE + 1_500), 4, 1);
+
+    let summary = |mut conn: TcpStream| -> Value {
+        conn.shutdown(std::net::Shutdown::Write).expect("half-close");
+        let mut text = String::new();
+        conn.read_to_string(&mut text).expect("the answers");
+        serde_json::from_str(text.lines().last().expect("a summary")).expect("JSON summary")
+    };
+    let (sa, sb) = (summary(a), summary(b));
+    assert_eq!(
+        (sa["accepted"].as_u64(), sa["late"].as_u64(), sa["lines"].as_u64()),
+        (Some(2), Some(1), Some(3)),
+        "{sa}"
+    );
+    assert_eq!(
+        (sb["accepted"].as_u64(), sb["late"].as_u64(), sb["lines"].as_u64()),
+        (Some(2), Some(0), Some(2)),
+        "{sb}"
+    );
+    // Both connections ended: their sources with them.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metrics(&srv).iter().any(|s| s.name == "vigil_source_watermark_ms") {
+        assert!(Instant::now() < deadline, "the connections' sources are still open");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    advance(&srv, BASE + 120_000);
+    let alarms = wait_for_alarms(&srv, 4);
+    let mut ts: Vec<u64> = alarms.iter().filter_map(|a| a["ts"].as_u64()).collect();
+    ts.sort_unstable();
+    assert_eq!(ts, vec![BASE, BASE + 500, BASE + 1_000, BASE + 60_000], "{alarms:?}");
+}
+
+#[test]
 fn a_checkpoint_taken_with_other_settings_is_refused_with_what_to_do() {
     let t = TempDir::new("settings");
     let data = t.join("data");
