@@ -695,6 +695,51 @@ fn each_tcp_connection_is_a_source_of_its_own() {
 }
 
 #[test]
+fn live_time_moves_on_after_the_last_connection_ends() {
+    let t = TempDir::new("live-tcp");
+    let site = t.join("site.toml");
+    std::fs::write(
+        &site,
+        "[site]\nid = \"quiet\"\n\n[[area]]\nid = \"street\"\n[[area]]\nid = \"hall\"\n\n\
+         [[door]]\nid = \"d-quiet\"\nfrom = \"street\"\nto = \"hall\"\nheld_open_s = 2\n",
+    )
+    .expect("write site.toml");
+    let srv = Server::start_live(&site, &t.join("data"), &["--idle-ms", "200"]);
+    // A gateway sends one door.opened over TCP and goes away: no source is left open.
+    let opened = now_ms();
+    let line = format!("{{\"ts\":{opened},\"type\":\"door.opened\",\"door\":\"d-quiet\"}}\n");
+    let (errors, summary) = tcp_ingest(srv.tcp.expect("--tcp"), line.as_bytes());
+    assert!(errors.is_empty() && summary["accepted"] == 1, "{errors:?} {summary}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let alarms = all_alarms(&srv);
+        if alarms.iter().any(|a| a["rule"] == "door_held_open" && a["ts"] == opened) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no door_held_open after the only connection ended: {alarms:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn the_number_of_open_sources_is_bounded() {
+    let t = TempDir::new("many-sources");
+    let srv = Server::start(&sample_site(), &t.join("data"), &["--fsync", "never"]);
+    let line = format!("{{\"ts\":{BASE},\"type\":\"heartbeat\",\"device\":\"ctl-1\"}}\n");
+    for i in 0..1_024 {
+        let name = format!("panel-{i}");
+        let r = request(srv.http, "POST", "/v1/events", &[("X-Vigil-Source", name.as_str())], line.as_bytes());
+        assert_eq!(r.status, 200, "source {i}: {}", r.text());
+    }
+    let r = request(srv.http, "POST", "/v1/events", &[("X-Vigil-Source", "one-too-many")], line.as_bytes());
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("1024 sources"), "says why: {}", r.text());
+    // An open one still posts.
+    let r = request(srv.http, "POST", "/v1/events", &[("X-Vigil-Source", "panel-7")], line.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
 fn a_checkpoint_taken_with_other_settings_is_refused_with_what_to_do() {
     let t = TempDir::new("settings");
     let data = t.join("data");

@@ -809,7 +809,8 @@ fn run_worker(worker: &mut Worker, ctx: &WorkerContext) -> WorkerReport {
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
             let w = wall_ms.saturating_sub(lateness);
             for src in owned.iter_mut() {
-                if src.last_batch.elapsed() >= idle && w > src.watermark(lateness) {
+                // A host-timed source's host keeps the time (see `Engine::source_host_timed`).
+                if !src.host_timed && src.last_batch.elapsed() >= idle && w > src.watermark(lateness) {
                     src.start = w;
                     src.shared.watermark_ingest.store(ctx.clock.now_ns(), Ordering::Relaxed);
                     src.shared.watermark.fetch_max(w, Ordering::SeqCst);

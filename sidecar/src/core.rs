@@ -111,6 +111,9 @@ pub enum CoreError {
     /// Not possible right now (e.g. a checkpoint while the journal lags); retry later.
     #[error("{0}")]
     Unavailable(String),
+    /// The request cannot be served as it is (HTTP 400).
+    #[error("{0}")]
+    Refused(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CoreError + '_ {
@@ -215,6 +218,9 @@ struct SavedSource {
 /// The source of HTTP posts that name none.
 pub const DEFAULT_SOURCE: &str = "http";
 
+/// At most this many sources are open at once (every one is kept, logged and ticked).
+pub const MAX_SOURCES: usize = 1_024;
+
 /// TCP connection sources are named `tcp:N` (HTTP source names cannot hold a `:`).
 const CONNECTION_PREFIX: &str = "tcp:";
 
@@ -279,6 +285,8 @@ struct Ingest {
     /// The source of the last logged batch (a batch from another is preceded by `#src`); while
     /// replaying, the source of the lines being replayed.
     logged_source: Option<String>,
+    /// Live time with no source open: when the last input came or the last source closed.
+    last_input: Instant,
     pack: Option<String>,
     dead: Option<File>,
 }
@@ -463,6 +471,7 @@ impl Core {
                 sources,
                 watermark,
                 logged_source: None,
+                last_input: Instant::now(),
                 pack: pack_text,
                 dead: Some(dead),
             }),
@@ -562,7 +571,8 @@ impl Core {
         if let Some(args) = text.strip_prefix("advance ") {
             let mut parts = args.split_whitespace();
             let to: u64 = parts.next().and_then(|t| t.parse().ok()).ok_or_else(bad)?;
-            self.advance_locked(g, to, parts.next(), true)?;
+            let names: Vec<String> = parts.map(str::to_owned).collect();
+            self.advance_locked(g, to, (!names.is_empty()).then_some(&names[..]), true)?;
         } else if let Some(name) = text.strip_prefix("src ") {
             g.logged_source = Some(name.trim().to_owned());
         } else if let Some(name) = text.strip_prefix("close ") {
@@ -613,6 +623,11 @@ impl Core {
             Some(n) => n.to_owned(),
             None => g.logged_source.clone().unwrap_or_else(|| DEFAULT_SOURCE.to_owned()),
         };
+        if !replay && !g.sources.contains_key(&name) && g.sources.len() >= MAX_SOURCES {
+            return Err(CoreError::Refused(format!(
+                "{MAX_SOURCES} sources are open, the limit: send as one of them (a named HTTP source stays open for good)"
+            )));
+        }
         let lateness = self.cfg.lateness_ms;
         // A new source starts at the sidecar watermark. Committed to `g` only once the accepted
         // lines are logged.
@@ -662,6 +677,7 @@ impl Core {
             }
             let src = g.sources.entry(name).or_insert(Src { watermark, max_ts, last_input: Instant::now() });
             (src.watermark, src.max_ts, src.last_input) = (watermark, max_ts, Instant::now());
+            g.last_input = Instant::now();
             // One buffer per batch: the engine takes ownership of it.
             let mut bytes = Vec::with_capacity(accepted.iter().map(|a| a.len() + 1).sum());
             for a in &accepted {
@@ -738,10 +754,10 @@ impl Core {
         Ok(g.watermark)
     }
 
-    /// Raises source `only` (all open sources and the floor when `None`) to `to`.
-    fn advance_locked(&self, g: &mut Ingest, to: u64, only: Option<&str>, replay: bool) -> Result<(), CoreError> {
+    /// Raises the sources `only` (all open sources and the floor when `None`) to `to`.
+    fn advance_locked(&self, g: &mut Ingest, to: u64, only: Option<&[String]>, replay: bool) -> Result<(), CoreError> {
         let moves = match only {
-            Some(name) => g.sources.get(name).is_some_and(|s| s.watermark < to),
+            Some(names) => names.iter().any(|n| g.sources.get(n).is_some_and(|s| s.watermark < to)),
             // Every open source is at or above the sidecar watermark.
             None => to > g.watermark,
         };
@@ -750,13 +766,13 @@ impl Core {
         }
         if !replay {
             let rec = match only {
-                Some(name) => format!("#advance {to} {name}"),
+                Some(names) => format!("#advance {to} {}", names.join(" ")),
                 None => format!("#advance {to}"),
             };
             self.log_append(g, &[rec.as_bytes()])?;
         }
         for (name, src) in g.sources.iter_mut() {
-            if only.is_none_or(|o| o == name) {
+            if only.is_none_or(|o| o.contains(name)) {
                 src.watermark = src.watermark.max(to);
             }
         }
@@ -780,6 +796,7 @@ impl Core {
             self.log_append(g, &[format!("#close {name}").as_bytes()])?;
         }
         g.sources.remove(name);
+        g.last_input = Instant::now();
         if g.logged_source.as_deref() == Some(name) {
             g.logged_source = None;
         }
@@ -828,14 +845,22 @@ impl Core {
         let Some(idle) = self.cfg.live_idle else { return Ok(()) };
         let mut g = lock(&self.ingest);
         let w = wall_ms().saturating_sub(self.cfg.lateness_ms);
+        if g.sources.is_empty() {
+            // No source open (none yet, or the last connection ended): time still passes.
+            if g.last_input.elapsed() >= idle && w > g.watermark {
+                self.advance_locked(&mut g, w, None, false)?;
+            }
+            return Ok(());
+        }
         let idle: Vec<String> = g
             .sources
             .iter()
             .filter(|(_, s)| s.last_input.elapsed() >= idle && w > s.watermark)
             .map(|(n, _)| n.clone())
             .collect();
-        for name in idle {
-            self.advance_locked(&mut g, w, Some(&name), false)?;
+        if !idle.is_empty() {
+            // One record for all of them.
+            self.advance_locked(&mut g, w, Some(&idle), false)?;
         }
         Ok(())
     }
@@ -857,6 +882,9 @@ impl Core {
             return Err(CoreError::Stopping);
         }
         let offset = g.log.next_seq();
+        // Replay may start here: the next logged batch names its source (a needless `#src` is
+        // harmless, a missing one is not, so this comes before anything that can fail).
+        g.logged_source = None;
         let snap = {
             let engine = lock(&self.engine);
             engine.as_ref().ok_or(CoreError::Stopping)?.checkpoint()?
@@ -884,7 +912,7 @@ impl Core {
         lock(&self.journal).log.sync()?;
         g.log.sync()?;
         let header = CheckpointHeader {
-            format: 1,
+            format: 2,
             ingest_offset: offset,
             journal_seq,
             watermark: g.watermark,
@@ -900,8 +928,6 @@ impl Core {
         };
         let body = snap.to_bytes().map_err(vigil_engine::EngineError::from)?;
         write_checkpoint(&self.cfg.data_dir, &header, &body)?;
-        // Replay starts after this point: the next logged batch names its source.
-        g.logged_source = None;
         // The checkpoint is taken; deleting what it covers may fail and is retried next time.
         *lock(&self.last_checkpoint) = Instant::now();
         let deleted = g.log.truncate_before(offset).unwrap_or_else(|e| {
@@ -1110,8 +1136,9 @@ fn read_checkpoint(path: &Path, bytes: &[u8]) -> Result<(CheckpointHeader, Snaps
     let bad = |why: String| CoreError::Checkpoint { path: path.to_path_buf(), why };
     let nl = memchr::memchr(b'\n', bytes).ok_or_else(|| bad("no header line".into()))?;
     let header: CheckpointHeader = serde_json::from_slice(&bytes[..nl]).map_err(|e| bad(format!("bad header: {e}")))?;
-    if header.format != 1 {
-        return Err(bad(format!("format {} (this build reads 1)", header.format)));
+    // 2 added sources (`#src`, `#close` in the ingest log): an older build must refuse it.
+    if !(1..=2).contains(&header.format) {
+        return Err(bad(format!("format {} (this build reads 1 and 2)", header.format)));
     }
     let snap = Snapshot::from_bytes(&bytes[nl + 1..]).map_err(|e| bad(e.to_string()))?;
     Ok((header, snap))

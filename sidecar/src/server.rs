@@ -69,7 +69,9 @@ fn core_error(e: CoreError) -> Response {
             r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             r
         }
-        CoreError::Rules(m) => json(StatusCode::BAD_REQUEST, serde_json::json!({ "errors": [m] }).to_string()),
+        CoreError::Rules(m) | CoreError::Refused(m) => {
+            json(StatusCode::BAD_REQUEST, serde_json::json!({ "errors": [m] }).to_string())
+        }
         CoreError::Engine(vigil_engine::EngineError::Swap(m)) => {
             json(StatusCode::CONFLICT, serde_json::json!({ "errors": [m] }).to_string())
         }
@@ -434,14 +436,20 @@ async fn tcp_connection(
     // This connection is a source of its own, ended with it.
     let source = core.connection_source();
     let result = tcp_stream(stream, &core, &source, max_line, &mut stop).await;
-    let c = core.clone();
+    // Usually ended already, right after the summary; not when the connection broke.
+    end_source(&core, &source).await;
+    result
+}
+
+/// Ends a connection's source (idempotent).
+async fn end_source(core: &Arc<Core>, source: &str) {
+    let (c, source) = (core.clone(), source.to_owned());
     let _ = tokio::task::spawn_blocking(move || {
         if let Err(e) = c.close_source(&source) {
             tracing::warn!(%source, error = %e, "could not end the connection's source");
         }
     })
     .await;
-    result
 }
 
 async fn tcp_stream(
@@ -526,6 +534,8 @@ async fn tcp_stream(
     }
     let summary = summary.to_string();
     wr.write_all(format!("{summary}\n").as_bytes()).await?;
+    // The stream is over: its watermark must not hold the others back while we linger.
+    end_source(core, source).await;
     linger_close(wr, reader).await
 }
 
