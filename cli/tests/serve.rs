@@ -630,6 +630,33 @@ fn each_source_keeps_its_own_watermark_across_a_restart() {
 }
 
 #[test]
+fn a_source_taken_out_of_service_no_longer_holds_the_watermark() {
+    let t = TempDir::new("end-source");
+    let srv = Server::start(&sample_site(), &t.join("data"), &[]);
+    let heartbeat = |ts: u64| format!(r#"{{"ts":{ts},"type":"heartbeat","device":"ctl-1"}}"#);
+    assert_eq!(post_from(&srv, "panel-b", &heartbeat(BASE)), (1, 0));
+    assert_eq!(post_from(&srv, "panel-a", &heartbeat(BASE + 60_000)), (1, 0));
+    assert_eq!(srv.get("/v1/sources").json()["watermark"].as_u64(), Some(BASE - 2_000), "panel-b holds it");
+    let listed = srv.get("/v1/sources").json();
+    let names: Vec<&str> =
+        listed["sources"].as_array().expect("sources").iter().filter_map(|s| s["source"].as_str()).collect();
+    assert_eq!(names, ["panel-a", "panel-b"], "{listed}");
+
+    // panel-b is decommissioned: the watermark is panel-a's from now on.
+    let r = request(srv.http, "DELETE", "/v1/sources/panel-b", &[], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(srv.get("/v1/sources").json()["watermark"].as_u64(), Some(BASE + 58_000));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metric_sum(&metrics(&srv), "vigil_watermark_ms") < BASE + 58_000 {
+        assert!(Instant::now() < deadline, "the engine watermark did not follow");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(request(srv.http, "DELETE", "/v1/sources/panel-b", &[], b"").status, 404, "already ended");
+    // Posting under the name again opens it anew, at the sidecar watermark.
+    assert_eq!(post_from(&srv, "panel-b", &heartbeat(BASE + 1_000)), (0, 1));
+}
+
+#[test]
 fn each_tcp_connection_is_a_source_of_its_own() {
     let t = TempDir::new("tcp-sources");
     let srv = Server::start(&sample_site(), &t.join("data"), &[]);

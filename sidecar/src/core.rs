@@ -804,6 +804,19 @@ impl Core {
         g.raise(if g.sources.is_empty() { last } else { 0 })
     }
 
+    /// Ends an open source on request (logged); whether it was open.
+    pub fn end_source(&self, name: &str) -> Result<bool, CoreError> {
+        let mut g = lock(&self.ingest);
+        if self.stopping.load(Ordering::SeqCst) {
+            return Err(CoreError::Stopping);
+        }
+        if !g.sources.contains_key(name) {
+            return Ok(false);
+        }
+        self.close_locked(&mut g, name, false)?;
+        Ok(true)
+    }
+
     /// A name for a new TCP connection's source.
     pub fn connection_source(&self) -> String {
         format!("{CONNECTION_PREFIX}{}", self.connections.fetch_add(1, Ordering::Relaxed) + 1)

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -115,6 +115,8 @@ fn router(app: App) -> Router {
         .route("/v1/advance", post(post_advance))
         .route("/v1/checkpoint", post(post_checkpoint))
         .route("/v1/rules", post(post_rules))
+        .route("/v1/sources", get(get_sources))
+        .route("/v1/sources/{name}", axum::routing::delete(delete_source))
         .route("/v1/alarms", get(get_alarms))
         .route("/v1/alarms/stream", get(get_stream))
         .route("/metrics", get(get_metrics))
@@ -194,6 +196,32 @@ async fn post_advance(State(app): State<App>, Query(q): Query<AdvanceQuery>) -> 
     let core = app.core.clone();
     match tokio::task::spawn_blocking(move || core.advance(q.to)).await {
         Ok(Ok(w)) => json(StatusCode::OK, serde_json::json!({ "watermark": w }).to_string()),
+        Ok(Err(e)) => core_error(e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// The open sources and their watermarks.
+async fn get_sources(State(app): State<App>) -> Response {
+    let core = app.core.clone();
+    match tokio::task::spawn_blocking(move || (core.sources(), core.watermark())).await {
+        Ok((sources, watermark)) => {
+            let list: Vec<_> =
+                sources.iter().map(|(name, w)| serde_json::json!({ "source": name, "watermark": w })).collect();
+            json(StatusCode::OK, serde_json::json!({ "watermark": watermark, "sources": list }).to_string())
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// Ends a source (a panel taken out of service): its watermark no longer holds the others back.
+/// Posting under its name later opens it again, at the sidecar watermark.
+async fn delete_source(State(app): State<App>, Path(name): Path<String>) -> Response {
+    let core = app.core.clone();
+    let n = name.clone();
+    match tokio::task::spawn_blocking(move || core.end_source(&n)).await {
+        Ok(Ok(true)) => json(StatusCode::OK, serde_json::json!({ "closed": name }).to_string()),
+        Ok(Ok(false)) => error(StatusCode::NOT_FOUND, &format!("no open source {name:?}")),
         Ok(Err(e)) => core_error(e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
