@@ -410,7 +410,7 @@ impl Core {
             .max_line_bytes(cfg.max_line);
         // Where the checkpoint leaves off: alarms received, journal seq, ingest-log offset,
         // watermark, largest ts. Without one: from the start of the logs.
-        let checkpoint_present = checkpoint.is_some();
+        let restoring = checkpoint.is_some();
         let (received, journal_seq, ingest_from, watermark, saved) = match checkpoint {
             Some((h, snap)) => {
                 let mut saved = h.sources;
@@ -424,7 +424,6 @@ impl Core {
             }
             None => (0, 0, ingest_log.first_seq(), 0, Vec::new()),
         };
-        let restoring = checkpoint_present;
         let engine = builder.build().map_err(|e| match e {
             vigil_engine::EngineError::Checkpoint(why) if restoring => CoreError::Checkpoint {
                 path: ck_path.clone(),
@@ -779,16 +778,6 @@ impl Core {
         g.raise(if only.is_none() { to } else { 0 })
     }
 
-    /// Ends a connection's source: its watermark no longer holds the sidecar's back (logged).
-    pub fn close_source(&self, name: &str) -> Result<(), CoreError> {
-        let mut g = lock(&self.ingest);
-        if self.failed.borrow().is_some() {
-            // Nothing more is logged; the restart ends it.
-            return Ok(());
-        }
-        self.close_locked(&mut g, name, false)
-    }
-
     fn close_locked(&self, g: &mut Ingest, name: &str, replay: bool) -> Result<(), CoreError> {
         let Some(src) = g.sources.get(name) else { return Ok(()) };
         let last = src.watermark;
@@ -804,7 +793,9 @@ impl Core {
         g.raise(if g.sources.is_empty() { last } else { 0 })
     }
 
-    /// Ends an open source on request (logged); whether it was open.
+    /// Ends an open source (a connection's, or a named one on request): its watermark no longer
+    /// holds the sidecar's back. Logged; returns whether it was open. Refused once stopping (a
+    /// restart ends the connections' sources itself).
     pub fn end_source(&self, name: &str) -> Result<bool, CoreError> {
         let mut g = lock(&self.ingest);
         if self.stopping.load(Ordering::SeqCst) {

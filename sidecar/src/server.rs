@@ -465,17 +465,16 @@ async fn tcp_connection(
     let source = core.connection_source();
     let result = tcp_stream(stream, &core, &source, max_line, &mut stop).await;
     // Usually ended already, right after the summary; not when the connection broke.
-    end_source(&core, &source).await;
+    end_connection_source(&core, &source).await;
     result
 }
 
-/// Ends a connection's source (idempotent).
-async fn end_source(core: &Arc<Core>, source: &str) {
+/// Ends a connection's source (idempotent; once stopping, the restart ends it).
+async fn end_connection_source(core: &Arc<Core>, source: &str) {
     let (c, source) = (core.clone(), source.to_owned());
-    let _ = tokio::task::spawn_blocking(move || {
-        if let Err(e) = c.close_source(&source) {
-            tracing::warn!(%source, error = %e, "could not end the connection's source");
-        }
+    let _ = tokio::task::spawn_blocking(move || match c.end_source(&source) {
+        Ok(_) | Err(CoreError::Stopping) => {}
+        Err(e) => tracing::warn!(%source, error = %e, "could not end the connection's source"),
     })
     .await;
 }
@@ -563,7 +562,7 @@ async fn tcp_stream(
     let summary = summary.to_string();
     wr.write_all(format!("{summary}\n").as_bytes()).await?;
     // The stream is over: its watermark must not hold the others back while we linger.
-    end_source(core, source).await;
+    end_connection_source(core, source).await;
     linger_close(wr, reader).await
 }
 
